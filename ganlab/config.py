@@ -1,0 +1,220 @@
+"""Typed schemas for every config group, registered in Hydra's ConfigStore, and the
+semantic checks that run before any work starts.
+
+The YAML under ``conf/`` fills these schemas: ``conf/<group>/<option>.yaml`` starts with
+``defaults: [/<schema name>@_here_, _self_]``, so a misspelt key or a wrong type fails when Hydra
+composes the config, with Hydra's own message. What a type cannot express (ranges, a device
+that this machine lacks) is checked by :func:`validate_train`, which raises
+:class:`ganlab.errors.ConfigError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import sys
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import MISSING, OmegaConf
+
+from ganlab.errors import ConfigError
+
+
+class Precision(enum.Enum):
+    fp32 = "fp32"
+    bf16 = "bf16"  # autocast to bfloat16: CUDA (Ampere or newer) and CPU; needs no scaler
+    fp16 = "fp16"  # autocast to float16 with a GradScaler: CUDA only
+
+
+class LossName(enum.Enum):
+    js = "js"  # original GAN: binary cross-entropy on logits (Goodfellow 2014)
+    wasserstein = "wasserstein"  # E[D(fake)] - E[D(real)] (Arjovsky 2017)
+    hinge = "hinge"  # relu(1 - D(real)) + relu(1 + D(fake)) (SN-GAN, Miyato 2018)
+    least_squares = "least_squares"  # LSGAN (Mao 2017)
+
+
+class ConstraintName(enum.Enum):
+    none = "none"
+    clip = "clip"  # clip every critic weight to [-c, c] after each critic step (WGAN)
+    gp = "gp"  # gradient penalty on real-fake interpolates (WGAN-GP)
+    sn = "sn"  # spectral normalisation of every critic layer (SN-GAN)
+
+
+class OptimizerName(enum.Enum):
+    adam = "adam"
+    rmsprop = "rmsprop"
+
+
+# ---------------------------------------------------------------------------- objective
+
+
+@dataclass
+class OptimizerConfig:
+    name: OptimizerName = OptimizerName.adam
+    lr_G: float = 1e-4
+    lr_D: float = 1e-4
+    betas: list[float] = field(default_factory=lambda: [0.5, 0.9])  # Adam only
+    alpha: float = 0.99  # RMSProp smoothing constant (PyTorch default)
+
+
+@dataclass
+class ObjectiveConfig:
+    name: str = MISSING  # preset name, shown in run summaries
+    loss: LossName = MISSING
+    saturating: bool = False  # js only: the original log(1 - D(G(z))) generator loss
+    constraint: ConstraintName = ConstraintName.none
+    n_critic: int = 1  # critic steps per generator step
+    clip_value: float = 0.01  # constraint=clip: c
+    gp_weight: float = 10.0  # constraint=gp: lambda
+    sn_power_iterations: int = 1  # constraint=sn: power iterations per critic forward
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+
+
+# ------------------------------------------------------------------------------ dataset
+
+
+@dataclass
+class ToyDatasetConfig:
+    _target_: str = MISSING  # a class in ganlab.data.toy
+
+
+# -------------------------------------------------------------------------------- model
+
+
+@dataclass
+class MLPConfig:
+    _target_: str = "ganlab.models.mlp.build_mlp"
+    z_dim: int = 2  # latent size
+    width: int = 512  # hidden units per layer (WGAN-GP toy script)
+    depth: int = 3  # hidden layers, in G and in D
+    activation: str = "relu"  # relu | leaky_relu | elu | tanh
+    init: str = "he_uniform"  # he_uniform | xavier_uniform | default
+    critic_norm: str = "none"  # none | layer: normalisation between critic layers
+
+
+# -------------------------------------------------------------------------- top level
+
+
+@dataclass
+class TrainConfig:
+    dataset: Any = MISSING
+    model: Any = MISSING
+    objective: ObjectiveConfig = MISSING
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: Precision = Precision.fp32
+    seed: int = 0
+    steps: int = 4000  # generator steps
+    batch_size: int = 256
+    log_every: int = 100  # scalars are read from the device once per interval
+    sample_every: int = 1000  # critic map / sample images
+    eval_every: int = 2000  # quality metrics (also run at the end)
+    eval_samples: int = 1000  # samples per metric evaluation
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+
+
+@dataclass
+class SampleConfig:
+    run: str = MISSING  # a run directory written by ganlab train
+    n: int = 1000
+    out: str = "samples.npy"
+    seed: int = 0
+    device: str = "auto"
+
+
+def swept_overrides(task_overrides: list[str], argv: list[str] | None = None) -> str:
+    """A multirun job's directory name: its overrides of the *swept* keys, e.g. ``objective=js,seed=1``.
+
+    Hydra's ``override_dirname`` lists every override, so ``-m objective=js,wgan_gp steps=500``
+    would name jobs ``objective=js,steps=500``; the keys that are the same in every job only make
+    the names (and TensorBoard's run list) longer. Sweep syntax is read from the command line.
+    """
+    words = [w for w in (sys.argv[1:] if argv is None else argv) if "=" in w and not w.startswith("-")]
+    try:
+        parsed = OverridesParser.create().parse_overrides(words)
+        swept = {o.key_or_group for o in parsed if o.is_sweep_override()}
+    except Exception:  # an unparsable command line already failed in Hydra; name by everything
+        swept = set()
+    chosen = [o for o in task_overrides if o.split("=", 1)[0].lstrip("+~") in swept] or list(task_overrides)
+    return ",".join(sorted(chosen))
+
+
+def register_configs() -> None:
+    """Put every schema into Hydra's ConfigStore and register ganlab's resolvers (idempotent)."""
+    OmegaConf.register_new_resolver("swept_overrides", swept_overrides, replace=True)
+    cs = ConfigStore.instance()
+    cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="sample_schema", node=SampleConfig)
+    # Group schemas live at the root (not inside their group), so that `ganlab train --help`
+    # lists only real options; an option file pulls its schema in with `/<name>@_here_`.
+    cs.store(name="objective_schema", node=ObjectiveConfig)
+    cs.store(name="toy_schema", node=ToyDatasetConfig)
+    cs.store(name="mlp_schema", node=MLPConfig)
+
+
+# --------------------------------------------------------------------- semantic checks
+
+_DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
+MLP_ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh")
+MLP_INITS = ("he_uniform", "xavier_uniform", "default")
+CRITIC_NORMS = ("none", "layer")
+
+
+def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}={value} is not allowed: {allowed}")
+
+
+def validate_train(cfg: Any) -> None:
+    """Check the ranges and combinations that the schema's types cannot express."""
+    obj = cfg.objective
+    _require(cfg.steps >= 1, "steps", cfg.steps, "need at least 1 generator step")
+    _require(cfg.batch_size >= 1, "batch_size", cfg.batch_size, "must be >= 1")
+    for key in ("log_every", "sample_every", "eval_every", "eval_samples"):
+        _require(cfg[key] >= 1, key, cfg[key], "must be >= 1")
+    _require(cfg.threads >= 0, "threads", cfg.threads, "must be >= 0 (0 keeps torch's default)")
+    _require(obj.n_critic >= 1, "objective.n_critic", obj.n_critic, "need at least 1 critic step per generator step")
+    for key in ("lr_G", "lr_D"):
+        lr = obj.optimizer[key]
+        _require(lr > 0, f"objective.optimizer.{key}", lr, "the learning rate must be > 0")
+    betas = list(obj.optimizer.betas)
+    _require(
+        len(betas) == 2 and all(0 <= b < 1 for b in betas),
+        "objective.optimizer.betas", betas, "need two values in [0, 1), e.g. [0.5,0.999]",
+    )
+    _require(obj.clip_value > 0, "objective.clip_value", obj.clip_value, "the clip bound c must be > 0")
+    _require(obj.gp_weight >= 0, "objective.gp_weight", obj.gp_weight, "the penalty weight must be >= 0")
+    _require(obj.sn_power_iterations >= 1, "objective.sn_power_iterations", obj.sn_power_iterations, "must be >= 1")
+    _require(
+        not obj.saturating or obj.loss == LossName.js,
+        "objective.saturating", obj.saturating,
+        f"the saturating generator loss exists only for objective.loss=js (loss is {obj.loss.value})",
+    )
+    model = cfg.model
+    if "activation" in model:
+        _require(model.activation in MLP_ACTIVATIONS, "model.activation", model.activation, f"choose one of {', '.join(MLP_ACTIVATIONS)}")
+        _require(model.init in MLP_INITS, "model.init", model.init, f"choose one of {', '.join(MLP_INITS)}")
+        _require(model.critic_norm in CRITIC_NORMS, "model.critic_norm", model.critic_norm, f"choose one of {', '.join(CRITIC_NORMS)}")
+        for key in ("z_dim", "width", "depth"):
+            _require(model[key] >= 1, f"model.{key}", model[key], "must be >= 1")
+    validate_device(cfg.device, cfg.precision)
+
+
+def validate_device(device: str, precision: Precision = Precision.fp32) -> None:
+    """Refuse a device this machine does not have, or a precision that device cannot run."""
+    import torch
+
+    _require(bool(_DEVICE_PATTERN.match(device)), "device", device, "choose auto, cpu, cuda or cuda:N")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={device} is not available: this machine has no CUDA device (use device=auto or device=cpu)")
+        index = int(device.split(":")[1]) if ":" in device else 0
+        count = torch.cuda.device_count()
+        _require(index < count, "device", device, f"this machine has {count} CUDA device(s): cuda:0..cuda:{count - 1}")
+    on_cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if precision == Precision.fp16 and not on_cuda:
+        raise ConfigError("precision=fp16 is not allowed on the CPU: float16 autocast with a GradScaler needs a CUDA device (use precision=bf16 or fp32)")
+    if precision == Precision.bf16 and on_cuda and not torch.cuda.is_bf16_supported():
+        raise ConfigError("precision=bf16 is not allowed on this GPU: it has no bfloat16 support (use precision=fp16 or fp32)")

@@ -1,0 +1,90 @@
+"""What a person sees in the terminal: the config at start, progress while training, a summary at the end.
+
+In an interactive terminal progress is a live rich bar (step, steps/s, ETA, last losses). When the
+output is a file or pipe, or in a multirun (where several jobs' bars would fight), it degrades to
+one plain log line per log interval, which also lands in Hydra's job log file.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.syntax import Syntax
+from rich.table import Table
+
+log = logging.getLogger("ganlab")
+
+SHOWN_LOSSES = ("Loss/D", "Loss/G", "Wasserstein/estimate")
+
+
+def console() -> Console:
+    """rich's global console, which the RichHandler in Hydra's job logging also writes to."""
+    from rich import get_console
+
+    return get_console()
+
+
+def print_config(config_yaml: str) -> None:
+    console().print(Syntax(config_yaml.rstrip(), "yaml", theme="ansi_dark", background_color="default"))
+
+
+def _losses_text(scalars: dict[str, float]) -> str:
+    return "  ".join(f"{tag}={scalars[tag]:.4g}" for tag in SHOWN_LOSSES if tag in scalars)
+
+
+class ProgressDisplay:
+    def __init__(self, total_steps: int, live: bool, start_step: int = 0):
+        self.total = total_steps
+        self.live = live and console().is_terminal
+        self._progress: Progress | None = None
+        self._task = None
+        self._start_step = start_step
+
+    def __enter__(self) -> "ProgressDisplay":
+        if self.live:
+            self._progress = Progress(
+                TextColumn("[bold]train"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[speed]}"),
+                TimeElapsedColumn(),
+                TextColumn("ETA"),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[losses]}"),
+                console=console(),
+                transient=False,
+            )
+            self._progress.start()
+            self._task = self._progress.add_task("train", total=self.total, completed=self._start_step, speed="", losses="")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+    def advance(self, step: int) -> None:
+        if self._progress is not None:
+            self._progress.update(self._task, completed=step)
+
+    def report(self, step: int, scalars: dict[str, float]) -> None:
+        speed = scalars.get("Speed/steps_per_sec", float("nan"))
+        if self._progress is not None:
+            self._progress.update(self._task, completed=step, speed=f"{speed:.1f} steps/s", losses=_losses_text(scalars))
+        else:
+            eta = (self.total - step) / speed if speed > 0 and math.isfinite(speed) else float("nan")
+            eta_text = f"{int(eta // 60)}:{int(eta % 60):02d}" if math.isfinite(eta) else "?"
+            log.info("step %d/%d  %.1f steps/s  ETA %s  %s", step, self.total, speed, eta_text, _losses_text(scalars))
+
+
+def print_summary(metrics: dict[str, float], run_dir: Path, title: str = "ganlab train") -> None:
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for tag, value in metrics.items():
+        table.add_row(tag, f"{value:.4g}")
+    table.add_row("run directory", str(run_dir))
+    console().print(table)

@@ -1,0 +1,40 @@
+"""Scalars reported from anywhere during a step and read from the device once per interval.
+
+``stats.report("Loss/D", loss_D)`` adds the value to a running sum *on the device*; nothing
+waits for the GPU. ``stats.collect()`` turns every running mean into a Python float with a
+single transfer, so a training loop synchronises with the device once per log interval,
+never once per step (StyleGAN's ``training_stats`` idea, reduced to what ganlab needs).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class Stats:
+    def __init__(self) -> None:
+        self._sums: dict[str, torch.Tensor] = {}
+        self._counts: dict[str, int] = {}
+
+    def report(self, tag: str, value: torch.Tensor | float) -> None:
+        """Add one observation of ``tag`` (a scalar tensor or number)."""
+        if isinstance(value, torch.Tensor):
+            value = value.detach().float()
+        if tag in self._sums:
+            self._sums[tag] = self._sums[tag] + value
+            self._counts[tag] += 1
+        else:
+            self._sums[tag] = value if isinstance(value, torch.Tensor) else torch.tensor(float(value))
+            self._counts[tag] = 1
+
+    def collect(self) -> dict[str, float]:
+        """The mean of each tag since the last collect, read in one transfer; then start afresh."""
+        if not self._sums:
+            return {}
+        tags = list(self._sums)
+        device = next(iter(self._sums.values())).device
+        means = torch.stack([self._sums[t].to(device) / self._counts[t] for t in tags])
+        values = means.cpu().tolist()
+        self._sums.clear()
+        self._counts.clear()
+        return dict(zip(tags, values))

@@ -1,0 +1,89 @@
+"""Multilayer-perceptron generator and critic, for the toy data (and flattened images).
+
+The networks hold no loss and no constraint: objectives act on the critic from outside
+(spectral norm wraps its layers, clipping runs after the optimizer step). Defaults follow the
+WGAN-GP toy script and the numpy-ml style recipe: 3 hidden layers of 512 ReLU units,
+He-uniform initialisation.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import nn
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+    "elu": nn.ELU,
+    "tanh": nn.Tanh,
+}
+
+
+def _layers(in_dim: int, out_dim: int, width: int, depth: int, activation: str, norm: str) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    dim = in_dim
+    for _ in range(depth):
+        layers.append(nn.Linear(dim, width))
+        if norm == "layer":
+            layers.append(nn.LayerNorm(width))  # per-sample, so safe with the gradient penalty
+        layers.append(ACTIVATIONS[activation]())
+        dim = width
+    layers.append(nn.Linear(dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+def _initialise(net: nn.Module, init: str, activation: str) -> None:
+    if init == "default":
+        return
+    for layer in net.modules():
+        if isinstance(layer, nn.Linear):
+            if init == "he_uniform":
+                nonlinearity = "leaky_relu" if activation == "leaky_relu" else "relu"
+                nn.init.kaiming_uniform_(layer.weight, a=0.2 if activation == "leaky_relu" else 0, nonlinearity=nonlinearity)
+            else:
+                nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+
+class MLPGenerator(nn.Module):
+    """Maps z ~ N(0, I) of size ``z_dim`` to a sample of ``out_shape``."""
+
+    def __init__(self, z_dim: int, out_shape: tuple[int, ...], width: int, depth: int, activation: str):
+        super().__init__()
+        self.z_dim = z_dim
+        self.out_shape = tuple(out_shape)
+        self.net = _layers(z_dim, math.prod(self.out_shape), width, depth, activation, norm="none")
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(z.shape[0], *self.out_shape)
+
+
+class MLPCritic(nn.Module):
+    """Maps a sample of ``in_shape`` to one unbounded score (a logit for the JS loss)."""
+
+    def __init__(self, in_shape: tuple[int, ...], width: int, depth: int, activation: str, norm: str):
+        super().__init__()
+        self.net = _layers(math.prod(in_shape), 1, width, depth, activation, norm)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.flatten(1)).squeeze(1)
+
+
+def build_mlp(
+    data_shape: tuple[int, ...],
+    z_dim: int = 2,
+    width: int = 512,
+    depth: int = 3,
+    activation: str = "relu",
+    init: str = "he_uniform",
+    critic_norm: str = "none",
+) -> tuple[MLPGenerator, MLPCritic]:
+    """Build the generator ``G`` and critic ``D`` for samples of ``data_shape``."""
+    G = MLPGenerator(z_dim, tuple(data_shape), width, depth, activation)
+    D = MLPCritic(tuple(data_shape), width, depth, activation, critic_norm)
+    _initialise(G, init, activation)
+    _initialise(D, init, activation)
+    return G, D

@@ -1,0 +1,1 @@
+"""Pictures of training state, rendered as image tensors without a plotting library."""

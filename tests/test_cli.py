@@ -1,0 +1,168 @@
+"""End to end: the installed ``ganlab`` command in a subprocess, on tiny settings."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from conftest import TINY, run_ganlab
+
+pytestmark = pytest.mark.cli
+
+SCALAR_TAGS = {
+    "Loss/D", "Loss/G", "Wasserstein/estimate", "GradNorm/D", "GradNorm/G",
+    "CriticGrad/real_mean", "CriticGrad/real_max", "CriticGrad/fake_mean", "CriticGrad/fake_max",
+    "CriticGrad/interp_mean", "CriticGrad/interp_max", "LR/G", "LR/D", "Speed/steps_per_sec",
+    "Metrics/w1", "Metrics/modes_covered", "Metrics/high_quality", "Metrics/w1_real_baseline",
+}
+PER_CONSTRAINT_TAGS = {"wgan_gp": {"Penalty/gp"}, "wgan_clip": {"Clip/fraction_at_bound"}, "spectral_norm": {"SpectralNorm/sigma/net.0"}, "js": set()}
+
+
+def read_events(run_dir: Path) -> EventAccumulator:
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def train_once(workdir: Path, *overrides: str) -> tuple[Path, object]:
+    run_dir = workdir / "run"
+    result = run_ganlab(["train", *TINY, f"hydra.run.dir={run_dir}", *overrides], cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return run_dir, result
+
+
+@pytest.mark.parametrize("objective", ["wgan_gp", "wgan_clip", "spectral_norm", "js"])
+def test_train_writes_a_complete_run_directory(workdir, objective):
+    run_dir, result = train_once(workdir, f"objective={objective}")
+    assert (run_dir / ".hydra" / "config.yaml").is_file()
+    assert (run_dir / "train.log").is_file()
+    info = json.loads((run_dir / "run_info.json").read_text())
+    assert info["device"] == "cpu" and info["precision"] == "fp32"
+    assert sorted(p.name for p in (run_dir / "samples").glob("*.png")) == ["critic_0000006.png", "critic_0000012.png"]
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    assert checkpoint["step"] == 12 and {"G", "D", "opt_G", "opt_D", "config"} <= set(checkpoint)
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert [h["step"] for h in metrics["history"]] == [6, 12]
+    assert set(metrics["final"]) == {"Metrics/w1", "Metrics/w1_real_baseline", "Metrics/w1_ratio", "Metrics/modes_covered", "Metrics/high_quality", "Metrics/mode_kl"}
+    assert 0 <= metrics["final"]["Metrics/modes_covered"] <= 25
+
+    acc = read_events(run_dir)
+    tags = set(acc.Tags()["scalars"])
+    assert SCALAR_TAGS | PER_CONSTRAINT_TAGS[objective] <= tags, sorted(SCALAR_TAGS - tags)
+    assert [e.step for e in acc.Scalars("Loss/D")] == [4, 8, 12]
+    assert all(np.isfinite(e.value) for e in acc.Scalars("Loss/D"))
+    assert [e.step for e in acc.Images("Critic/map")] == [6, 12]
+    assert "_hparams_/experiment" in acc.Tags()["tensors"] or acc.summary_metadata  # HParams entry
+
+    assert "run directory" in result.stdout and str(run_dir) in result.stdout.replace("\n", "")
+
+
+def test_hparams_entry_lists_hyperparameters_and_metrics(workdir):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    run_dir, _ = train_once(workdir)
+    acc = read_events(run_dir)
+    content = acc.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    assert "Metrics/modes_covered" in {m.name.tag for m in experiment.metric_infos}
+    assert session.hparams["objective.name"].string_value == "wgan_gp"
+    assert session.hparams["objective.n_critic"].number_value == 5
+
+
+def test_same_seed_gives_the_same_numbers(workdir):
+    finals = []
+    for name in ("a", "b"):
+        run_dir = workdir / name
+        result = run_ganlab(["train", *TINY, f"hydra.run.dir={run_dir}", "seed=3"], cwd=workdir)
+        assert result.returncode == 0, result.stderr[-2000:]
+        checkpoint = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+        finals.append(checkpoint["G"])
+    for key in finals[0]:
+        torch.testing.assert_close(finals[0][key], finals[1][key], rtol=0, atol=0)
+
+
+def test_sample_writes_points_from_a_run(workdir):
+    run_dir, _ = train_once(workdir)
+    result = run_ganlab(["sample", f"run={run_dir}", "n=300", "out=pts.npy", "seed=5"], cwd=workdir)
+    assert result.returncode == 0, result.stderr[-2000:]
+    points = np.load(workdir / "pts.npy")
+    assert points.shape == (300, 2) and np.isfinite(points).all()
+    again = run_ganlab(["sample", f"run={run_dir}", "n=300", "out=pts2.npy", "seed=5"], cwd=workdir)
+    assert again.returncode == 0
+    np.testing.assert_array_equal(points, np.load(workdir / "pts2.npy"))
+    other = run_ganlab(["sample", f"run={run_dir}", "n=300", "out=pts3.npy", "seed=6"], cwd=workdir)
+    assert not np.array_equal(points, np.load(workdir / "pts3.npy"))
+
+
+def test_sample_refuses_missing_and_mismatched_runs(workdir):
+    result = run_ganlab(["sample", "run=does/not/exist", "out=x.npy"], cwd=workdir)
+    assert result.returncode == 2 and "no such run directory" in result.stderr
+    assert "Traceback" not in result.stderr
+    run_dir, _ = train_once(workdir)
+    config = run_dir / ".hydra" / "config.yaml"
+    config.write_text(config.read_text().replace("width: 16", "width: 32"))
+    result = run_ganlab(["sample", f"run={run_dir}", "out=x.npy"], cwd=workdir)
+    assert result.returncode == 2 and "does not match" in result.stderr, result.stderr
+    assert not (workdir / "x.npy").exists()
+
+
+def test_multirun_names_job_directories_by_their_overrides(workdir):
+    result = run_ganlab(["train", "-m", *TINY, "objective=js,wgan_gp", "hydra.sweep.dir=sweep"], cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = sorted(p.name for p in (workdir / "sweep").iterdir() if p.is_dir())
+    assert jobs == ["objective=js", "objective=wgan_gp"]
+    for job in jobs:
+        assert (workdir / "sweep" / job / "metrics.json").is_file()
+        assert read_events(workdir / "sweep" / job).Scalars("Loss/D")
+    assert "steps/s" in result.stdout + result.stderr  # plain progress lines, no live bar
+
+
+@pytest.mark.parametrize(
+    "override,needle",
+    [
+        ("objective.n_critic=0", "objective.n_critic=0"),
+        ("objective.optimizer.lr_G=0", "objective.optimizer.lr_G=0"),
+        ("objective.clip_value=-0.01", "objective.clip_value=-0.01"),
+        ("objective.gp_weight=-10", "objective.gp_weight=-10"),
+        ("steps=0", "steps=0"),
+        ("batch_size=0", "batch_size=0"),
+        ("device=cuda", "device=cuda"),
+        ("precision=fp16", "precision=fp16"),
+    ],
+)
+def test_validation_errors_are_one_line_with_exit_status_2(workdir, override, needle):
+    if override.startswith(("device=cuda", "precision=fp16")) and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    result = run_ganlab(["train", override, "hydra.run.dir=run"], cwd=workdir)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_full_error_shows_the_traceback(workdir):
+    result = run_ganlab(["train", "steps=0", "hydra.run.dir=run"], cwd=workdir, env={"HYDRA_FULL_ERROR": "1"})
+    assert result.returncode != 0 and "Traceback" in result.stderr and "steps=0" in result.stderr
+
+
+def test_help_cfg_and_info(workdir):
+    top = run_ganlab(["--help"], cwd=workdir)
+    assert top.returncode == 0 and "train" in top.stdout and "sample" in top.stdout
+    bad = run_ganlab(["trian"], cwd=workdir)
+    assert bad.returncode == 2 and "unknown command 'trian'" in bad.stderr
+    help_ = run_ganlab(["train", "--help"], cwd=workdir)
+    assert help_.returncode == 0
+    for text in ("objective: js, spectral_norm, wgan_clip, wgan_gp", "dataset: gaussians25, gaussians8, swissroll", "ganlab train -m"):
+        assert text in help_.stdout, help_.stdout
+    cfg = run_ganlab(["train", "--cfg", "job", "objective=js"], cwd=workdir)
+    assert cfg.returncode == 0 and "name: js" in cfg.stdout and "n_critic: 1" in cfg.stdout
+    info = run_ganlab(["train", "--info", "defaults"], cwd=workdir)
+    assert info.returncode == 0 and "objective/wgan_gp" in info.stdout
+    assert not (workdir / "outputs").exists()  # none of these started a run

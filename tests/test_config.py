@@ -1,0 +1,138 @@
+"""The config tree: every option composes, schemas catch typos and wrong types, validation catches ranges."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from ganlab.apps import CONFIG_DIR
+from ganlab.config import ConstraintName, LossName, validate_train
+from ganlab.errors import ConfigError
+from ganlab.objectives.constraints import CONSTRAINTS
+from ganlab.objectives.losses import LOSSES
+
+from conftest import compose_train
+
+GROUPS = ("dataset", "model", "objective")
+
+
+def options(group: str) -> list[str]:
+    return sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+
+
+def test_every_group_has_options():
+    assert options("objective") == ["js", "spectral_norm", "wgan_clip", "wgan_gp"]
+    assert options("dataset") == ["gaussians25", "gaussians8", "swissroll"]
+    assert options("model") == ["mlp"]
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
+def test_every_option_composes_and_validates(group, option):
+    cfg = compose_train([f"{group}={option}"])
+    validate_train(cfg)
+    assert cfg[group]
+
+
+@pytest.mark.parametrize(
+    "preset,loss,constraint,n_critic,optimizer,lr,betas",
+    [
+        ("js", "js", "none", 1, "adam", 2e-4, [0.5, 0.999]),
+        ("wgan_clip", "wasserstein", "clip", 5, "rmsprop", 5e-5, None),
+        ("wgan_gp", "wasserstein", "gp", 5, "adam", 1e-4, [0.5, 0.9]),
+        ("spectral_norm", "hinge", "sn", 5, "adam", 2e-4, [0.0, 0.9]),
+    ],
+)
+def test_presets_carry_their_paper_defaults(preset, loss, constraint, n_critic, optimizer, lr, betas):
+    obj = compose_train([f"objective={preset}"]).objective
+    assert (obj.loss.value, obj.constraint.value, obj.n_critic, obj.optimizer.name.value) == (loss, constraint, n_critic, optimizer)
+    assert obj.optimizer.lr_G == pytest.approx(lr) and obj.optimizer.lr_D == pytest.approx(lr)
+    if betas is not None:
+        assert list(obj.optimizer.betas) == pytest.approx(betas)
+    if preset == "wgan_clip":
+        assert obj.clip_value == pytest.approx(0.01)
+
+
+def test_loss_and_constraint_compose_freely():
+    cfg = compose_train(["objective.loss=hinge", "objective.constraint=gp"])
+    assert cfg.objective.loss == LossName.hinge and cfg.objective.constraint == ConstraintName.gp
+
+
+def test_config_names_match_the_registries():
+    assert {n.value for n in LossName} == set(LOSSES) - {"js_saturating"}
+    assert {n.value for n in ConstraintName} == set(CONSTRAINTS)
+
+
+@pytest.mark.parametrize(
+    "override,error",
+    [
+        ("objective.n_critc=3", ConfigKeyError),      # typo in a key
+        ("objective.n_critic=three", ValidationError),  # wrong type
+        ("objective.loss=wassertein", ValidationError),  # not an allowed value
+        ("precision=fp64", ValidationError),
+        ("steps=1.5", ValidationError),
+        ("model.widht=8", ConfigKeyError),
+    ],
+)
+def test_typos_and_wrong_types_fail_at_compose_time(override, error):
+    with pytest.raises((ConfigCompositionException, error)) as info:
+        compose_train([override])
+    assert override.split("=")[0].split(".")[-1] in str(info.value) or override.split("=")[1] in str(info.value)
+
+
+def test_unknown_option_fails_at_compose_time():
+    with pytest.raises(ConfigCompositionException, match="objective"):
+        compose_train(["objective=wgan_lp"])
+
+
+@pytest.mark.parametrize(
+    "overrides,needle",
+    [
+        (["objective.n_critic=0"], "objective.n_critic=0"),
+        (["objective.optimizer.lr_D=0"], "objective.optimizer.lr_D=0"),
+        (["objective.optimizer.lr_G=-1e-4"], "objective.optimizer.lr_G=-0.0001"),
+        (["objective=wgan_clip", "objective.clip_value=0"], "objective.clip_value=0"),
+        (["objective.gp_weight=-1"], "objective.gp_weight=-1"),
+        (["steps=0"], "steps=0"),
+        (["batch_size=0"], "batch_size=0"),
+        (["objective.saturating=true"], "objective.saturating=True"),
+        (["device=gpu"], "device=gpu"),
+        (["model.activation=swish"], "model.activation=swish"),
+        (["objective.optimizer.betas=[0.5]"], "objective.optimizer.betas"),
+    ],
+)
+def test_semantic_validation_names_key_and_value(overrides, needle):
+    cfg = compose_train(overrides)
+    with pytest.raises(ConfigError) as info:
+        validate_train(cfg)
+    message = str(info.value)
+    assert needle in message and "\n" not in message
+
+
+def test_cuda_and_fp16_refused_without_a_gpu():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    with pytest.raises(ConfigError, match="device=cuda is not available"):
+        validate_train(compose_train(["device=cuda"]))
+    with pytest.raises(ConfigError, match="precision=fp16 is not allowed on the CPU"):
+        validate_train(compose_train(["precision=fp16"]))
+    validate_train(compose_train(["precision=bf16"]))  # bf16 runs on the CPU
+
+
+@pytest.mark.parametrize(
+    "argv,task,expected",
+    [
+        (["-m", "objective=js,wgan_gp", "seed=0,1", "steps=500"], ["objective=js", "seed=1", "steps=500"], "objective=js,seed=1"),
+        (["-m", "seed=range(3)", "steps=5"], ["steps=5", "seed=2"], "seed=2"),
+        (["-m", "steps=5"], ["steps=5"], "steps=5"),  # nothing swept: every override
+        (["-m"], [], ""),
+    ],
+)
+def test_multirun_job_directories_are_named_by_the_swept_overrides(argv, task, expected):
+    from ganlab.config import swept_overrides
+
+    assert swept_overrides(task, argv) == expected

@@ -1,0 +1,169 @@
+"""Closed-form checks of the loss families and the critic constraints."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from ganlab.logger.stats import Stats
+from ganlab.models.mlp import build_mlp
+from ganlab.objectives import build_objective
+from ganlab.objectives import losses
+from ganlab.objectives.constraints import GradientPenalty, SpectralNorm, WeightClip, input_gradient_norm
+from ganlab.precision import Precision
+
+REAL = torch.tensor([2.0, -1.0, 0.5])
+FAKE = torch.tensor([-3.0, 1.5, 0.0])
+
+
+def softplus(x: float) -> float:
+    return math.log1p(math.exp(x))
+
+
+def mean(values) -> float:
+    values = list(values)
+    return sum(values) / len(values)
+
+
+def test_js_losses_match_hand_computed_values():
+    expected_D = mean(softplus(-r) for r in REAL.tolist()) + mean(softplus(f) for f in FAKE.tolist())
+    assert losses.js_critic(REAL, FAKE).item() == pytest.approx(expected_D, rel=1e-6)
+    assert losses.js_generator(FAKE).item() == pytest.approx(mean(softplus(-f) for f in FAKE.tolist()), rel=1e-6)
+    # log(1 - sigmoid(f)) = -softplus(f)
+    expected_sat = mean(math.log(1 - 1 / (1 + math.exp(-f))) for f in FAKE.tolist())
+    assert losses.js_generator_saturating(FAKE).item() == pytest.approx(expected_sat, rel=1e-6)
+
+
+def test_wasserstein_hinge_and_least_squares_match_hand_computed_values():
+    assert losses.wasserstein_critic(REAL, FAKE).item() == pytest.approx((-3 + 1.5 + 0) / 3 - (2 - 1 + 0.5) / 3)
+    assert losses.wasserstein_generator(FAKE).item() == pytest.approx(0.5)
+    # relu(1 - r): [0, 2, 0.5]; relu(1 + f): [0, 2.5, 1]
+    assert losses.hinge_critic(REAL, FAKE).item() == pytest.approx(2.5 / 3 + 3.5 / 3)
+    # 0.5 * mean((r - 1)^2) + 0.5 * mean(f^2) = 0.5 * (1 + 4 + 0.25) / 3 + 0.5 * (9 + 2.25 + 0) / 3
+    assert losses.least_squares_critic(REAL, FAKE).item() == pytest.approx(0.5 * 5.25 / 3 + 0.5 * 11.25 / 3)
+    assert losses.least_squares_generator(FAKE).item() == pytest.approx(0.5 * (16 + 0.25 + 1) / 3)
+
+
+def test_saturating_generator_gradient_vanishes_where_the_critic_wins():
+    fake = torch.tensor([-10.0], requires_grad=True)  # D is sure this sample is fake
+    losses.js_generator_saturating(fake).backward()
+    saturating = fake.grad.abs().item()
+    fake.grad = None
+    losses.js_generator(fake).backward()
+    assert saturating < 1e-4
+    assert fake.grad.abs().item() == pytest.approx(1.0, abs=1e-4)
+
+
+class Linear(nn.Module):
+    def __init__(self, w: list[float], b: float = 0.3):
+        super().__init__()
+        self.w = nn.Parameter(torch.tensor(w))
+        self.b = nn.Parameter(torch.tensor(b))
+
+    def forward(self, x):
+        return x @ self.w + self.b
+
+
+@pytest.mark.parametrize("w", [[3.0, 4.0], [0.6, 0.0], [1.0, 0.0], [-0.2, 0.1]])
+def test_gradient_penalty_of_a_linear_critic_is_closed_form(w):
+    torch.manual_seed(0)
+    real, fake = torch.randn(64, 2), torch.randn(64, 2)
+    norm_w = math.hypot(*w)
+    gp = GradientPenalty(weight=10.0).penalty(Linear(w), real, fake, Precision("fp32", "cpu"))
+    assert gp.item() == pytest.approx(10.0 * (norm_w - 1) ** 2, rel=1e-5, abs=1e-7)
+
+
+def test_gradient_penalty_is_differentiable_in_the_critic_parameters():
+    critic = Linear([3.0, 4.0])
+    gp = GradientPenalty(weight=1.0).penalty(critic, torch.randn(8, 2), torch.randn(8, 2), Precision("fp32", "cpu"))
+    gp.backward()
+    # d/dw (||w|| - 1)^2 = 2 (||w|| - 1) w / ||w|| = 2 * 4 * (0.6, 0.8)
+    torch.testing.assert_close(critic.w.grad, torch.tensor([4.8, 6.4]))
+
+
+def _critic(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return build_mlp((2,), z_dim=2, width=64, depth=3)[1]
+
+
+def test_bf16_penalty_agrees_with_fp32_on_cpu():
+    """bf16 keeps 8 mantissa bits, so the penalty agrees to about 1e-2 relative; we allow 5e-2."""
+    D = _critic()
+    torch.manual_seed(1)
+    real, fake = torch.randn(256, 2), torch.randn(256, 2)
+    penalties = {}
+    for name in ("fp32", "bf16"):
+        torch.manual_seed(2)  # same interpolation weights
+        penalties[name] = GradientPenalty(10.0).penalty(D, real, fake, Precision(name, "cpu"))
+    assert penalties["bf16"].dtype == torch.float32  # computed in fp32 outside autocast
+    assert penalties["bf16"].item() == pytest.approx(penalties["fp32"].item(), rel=5e-2)
+
+
+def test_scaled_input_gradient_is_unscaled_before_the_norm():
+    """The AMP recipe: differentiating scale * D(x) and dividing by scale gives the true norm."""
+    D = _critic()
+    x = torch.randn(32, 2)
+    precision = Precision("fp32", "cpu")
+    precision.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**12)  # a scaler, without float16
+    scaled = input_gradient_norm(D, x, precision)
+    plain = input_gradient_norm(D, x)
+    torch.testing.assert_close(scaled, plain, rtol=1e-5, atol=1e-6)
+
+
+def test_weight_clipping_bounds_every_critic_parameter():
+    D = _critic()
+    clip = WeightClip(0.01)
+    clip.after_critic_step(D)
+    for p in D.parameters():
+        assert p.abs().max().item() <= 0.01
+    fraction = clip.diagnostics(D)["Clip/fraction_at_bound"].item()
+    assert 0.5 < fraction <= 1.0  # He-initialised weights are mostly far beyond 0.01
+
+
+def test_spectral_norm_sigma_matches_the_matrix_2_norm():
+    D = _critic()
+    originals = [m.weight.detach().clone() for m in D.modules() if isinstance(m, nn.Linear)]
+    sn = SpectralNorm(n_power_iterations=1)
+    sn.attach(D)
+    for _ in range(30):  # power iterations converge over forward passes in train mode
+        D(torch.randn(4, 2))
+    sigmas = list(sn.diagnostics(D).values())
+    assert len(sigmas) == len(originals) == 4
+    for sigma, weight in zip(sigmas, originals):
+        assert sigma.item() == pytest.approx(torch.linalg.matrix_norm(weight, 2).item(), rel=1e-3)
+    # and every normalised layer has spectral norm 1
+    for m in D.modules():
+        if isinstance(m, nn.Linear):
+            assert torch.linalg.matrix_norm(m.weight.detach(), 2).item() == pytest.approx(1.0, rel=1e-3)
+
+
+def test_spectral_norm_power_iteration_stays_fp32_accurate_under_bf16_autocast():
+    """A bf16 power iteration would be off by ~1e-2; ours runs in fp32 with autocast off."""
+    D = _critic()
+    originals = [m.weight.detach().clone() for m in D.modules() if isinstance(m, nn.Linear)]
+    sn = SpectralNorm()
+    sn.attach(D)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for _ in range(30):
+            D(torch.randn(4, 2))
+    for sigma, weight in zip(sn.diagnostics(D).values(), originals):
+        assert sigma.item() == pytest.approx(torch.linalg.matrix_norm(weight, 2).item(), rel=1e-4)
+
+
+@pytest.mark.parametrize("loss,constraint", [("js", "none"), ("wasserstein", "clip"), ("wasserstein", "gp"), ("hinge", "sn"), ("least_squares", "gp"), ("hinge", "gp")])
+def test_objective_critic_and_generator_losses_are_finite_and_reported(loss, constraint):
+    G, D = build_mlp((2,), z_dim=2, width=16, depth=2)
+    objective = build_objective(loss, constraint, n_critic=2)
+    objective.attach(D)
+    stats = Stats()
+    precision = Precision("fp32", "cpu")
+    real, fake = torch.randn(16, 2), G(torch.randn(16, 2)).detach()
+    loss_D = objective.critic_loss(D, real, fake, precision, stats)
+    loss_G = objective.generator_loss(D, G(torch.randn(16, 2)), precision, stats)
+    assert torch.isfinite(loss_D) and torch.isfinite(loss_G)
+    scalars = stats.collect()
+    assert {"Loss/D", "Loss/G", "Wasserstein/estimate"} <= set(scalars)
+    assert ("Penalty/gp" in scalars) == (constraint == "gp")
