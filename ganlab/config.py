@@ -88,7 +88,7 @@ class ToyDatasetConfig:
 class MLPConfig:
     _target_: str = "ganlab.models.mlp.build_mlp"
     z_dim: int = 2  # latent size
-    width: int = 512  # hidden units per layer (WGAN-GP toy script)
+    width: int = 128  # hidden units per layer (the WGAN-GP toy script uses 512)
     depth: int = 3  # hidden layers, in G and in D
     activation: str = "relu"  # relu | leaky_relu | elu | tanh
     init: str = "he_uniform"  # he_uniform | xavier_uniform | default
@@ -106,12 +106,12 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     precision: Precision = Precision.fp32
     seed: int = 0
-    steps: int = 4000  # generator steps
+    steps: int = 5000  # generator steps
     batch_size: int = 256
     log_every: int = 100  # scalars are read from the device once per interval
     sample_every: int = 1000  # critic map / sample images
-    eval_every: int = 2000  # quality metrics (also run at the end)
-    eval_samples: int = 1000  # samples per metric evaluation
+    eval_every: int = 2500  # quality metrics (also run at the end)
+    eval_samples: int = 2500  # samples per metric evaluation (VEEGAN/PacGAN use 2500)
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
 
 

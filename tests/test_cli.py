@@ -166,3 +166,13 @@ def test_help_cfg_and_info(workdir):
     info = run_ganlab(["train", "--info", "defaults"], cwd=workdir)
     assert info.returncode == 0 and "objective/wgan_gp" in info.stdout
     assert not (workdir / "outputs").exists()  # none of these started a run
+
+
+@pytest.mark.parametrize("dataset,has_modes", [("swissroll", False), ("gaussians8", True)])
+def test_other_toy_datasets_train_and_report_their_metrics(workdir, dataset, has_modes):
+    run_dir, _ = train_once(workdir, f"dataset={dataset}", "objective=spectral_norm")
+    final = json.loads((run_dir / "metrics.json").read_text())["final"]
+    assert "Metrics/w1" in final and np.isfinite(final["Metrics/w1"])
+    assert ("Metrics/modes_covered" in final) == has_modes
+    if has_modes:
+        assert 0 <= final["Metrics/modes_covered"] <= 8
