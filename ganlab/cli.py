@@ -9,7 +9,8 @@ import ganlab
 
 COMMANDS = {
     "train": ("ganlab.apps.train", "train a GAN (Hydra app: overrides, -m sweeps, --cfg job, --help)"),
-    "sample": ("ganlab.apps.sample", "write samples of a finished run: run=<run dir> n=<N> out=<file.npy> seed=<int>"),
+    "sample": ("ganlab.apps.sample", "write samples of a finished run: run=<run dir> n=<N> out=<file.npy|.npz|.png> seed=<int>"),
+    "eval": ("ganlab.apps.eval", "recompute all metrics of a finished run: run=<run dir> [n=<samples>]"),
 }
 
 USAGE = f"""usage: ganlab <command> [key=value ...] [hydra flags]
@@ -24,7 +25,9 @@ examples:
   ganlab train objective=spectral_norm dataset=gaussians8
   ganlab train -m objective=js,wgan_clip,wgan_gp,spectral_norm seed=0,1,2
   ganlab train --help                            # every config group and key
+  ganlab train dataset=digits model=dcgan objective=js    # real images, offline
   ganlab sample run=outputs/runs/<date>/<time> n=1000 out=samples.npy
+  ganlab eval run=outputs/runs/<date>/<time>
   tensorboard --logdir outputs
 """
 

@@ -14,7 +14,7 @@ import enum
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -41,6 +41,36 @@ class ConstraintName(enum.Enum):
     clip = "clip"  # clip every critic weight to [-c, c] after each critic step (WGAN)
     gp = "gp"  # gradient penalty on real-fake interpolates (WGAN-GP)
     sn = "sn"  # spectral normalisation of every critic layer (SN-GAN)
+
+
+class CriticNorm(enum.Enum):
+    none = "none"
+    layer = "layer"  # per sample: works with every objective
+    instance = "instance"  # per sample and channel
+    batch = "batch"  # mixes the samples of a batch: refused with the gradient penalty
+
+
+class Activation(enum.Enum):
+    relu = "relu"
+    leaky_relu = "leaky_relu"  # slope 0.2, as in DCGAN's critic
+    elu = "elu"
+    tanh = "tanh"
+
+
+class MLPInit(enum.Enum):
+    he_uniform = "he_uniform"  # numpy-ml style WGAN-GP recipe
+    xavier_uniform = "xavier_uniform"
+    default = "default"  # PyTorch's own
+
+
+class DCGANInit(enum.Enum):
+    dcgan = "dcgan"  # N(0, 0.02) weights (Radford 2016)
+    default = "default"
+
+
+class OnCorrupt(enum.Enum):
+    stop = "stop"  # an unreadable image stops the run before training, naming its path
+    skip = "skip"  # unreadable images are skipped and counted
 
 
 class OptimizerName(enum.Enum):
@@ -81,6 +111,33 @@ class ToyDatasetConfig:
     _target_: str = MISSING  # a class in ganlab.data.toy
 
 
+@dataclass
+class DigitsConfig:
+    _target_: str = "ganlab.data.digits.Digits"
+    resolution: int = 32  # 8 | 16 | 32 | 64: the 8x8 scans are upscaled once, on load
+
+
+@dataclass
+class TorchvisionDatasetConfig:
+    _target_: str = MISSING  # MNIST, FashionMNIST, StackedMNIST, CIFAR10
+    root: Optional[str] = None  # None: $GANLAB_DATA, else ~/.cache/ganlab/data
+    download: bool = False  # true fetches the files (needs a network)
+    resolution: int = 32
+
+
+@dataclass
+class ImageFolderConfig:
+    _target_: str = "ganlab.data.imagefolder.ImageFolder"
+    root: str = MISSING  # a folder of images, optionally one sub-folder per class
+    resolution: int = 64
+    center_crop: bool = True  # resize the shorter side, then crop the centre square
+    channels: int = 3  # 1 (grayscale) or 3 (RGB)
+    on_corrupt: OnCorrupt = OnCorrupt.stop
+    in_memory: str = "auto"  # auto (in device memory below 1 GiB) | true | false (DataLoader)
+    num_workers: int = 2  # DataLoader workers for folders too large for device memory
+    batch_size: int = MISSING  # the loader's batch; the YAML sets it to the training batch_size
+
+
 # -------------------------------------------------------------------------------- model
 
 
@@ -90,12 +147,36 @@ class MLPConfig:
     z_dim: int = 2  # latent size
     width: int = 128  # hidden units per layer (the WGAN-GP toy script uses 512)
     depth: int = 3  # hidden layers, in G and in D
-    activation: str = "relu"  # relu | leaky_relu | elu | tanh
-    init: str = "he_uniform"  # he_uniform | xavier_uniform | default
-    critic_norm: str = "none"  # none | layer: normalisation between critic layers
+    activation: Activation = Activation.relu
+    init: MLPInit = MLPInit.he_uniform
+    critic_norm: CriticNorm = CriticNorm.none  # normalisation between critic layers
+
+
+@dataclass
+class DCGANConfig:
+    _target_: str = "ganlab.models.dcgan.build_dcgan"
+    z_dim: int = 100  # DCGAN paper
+    width: int = 64  # base channels (DCGAN paper: 64 for D, 64 x 8 at G's input)
+    critic_norm: CriticNorm = CriticNorm.layer  # the paper uses batch; layer works with every objective
+    init: DCGANInit = DCGANInit.dcgan
+
+
+@dataclass
+class ResNetConfig:
+    _target_: str = "ganlab.models.resnet.build_resnet"
+    z_dim: int = 128  # WGAN-GP / SN-GAN CIFAR-10 ResNets
+    width: int = 128  # channels per block (WGAN-GP: 128; SN-GAN: 256 in G)
+    critic_norm: CriticNorm = CriticNorm.none  # SN-GAN and WGAN-GP critics use none
 
 
 # -------------------------------------------------------------------------- top level
+
+
+@dataclass
+class MetricsConfig:
+    classifier_cache: Optional[str] = None  # None: $GANLAB_CACHE/classifiers, else ~/.cache/ganlab/classifiers
+    inception_weights: Optional[str] = None  # a local Inception weights file for FID/KID/IS (torch-fidelity)
+
 
 
 @dataclass
@@ -113,6 +194,8 @@ class TrainConfig:
     eval_every: int = 2500  # quality metrics (also run at the end)
     eval_samples: int = 2500  # samples per metric evaluation (VEEGAN/PacGAN use 2500)
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    ema_decay: float = 0.0  # generator EMA (G_ema) for samples and metrics; 0 = off, e.g. 0.999
+    metrics: MetricsConfig = field(default_factory=lambda: MetricsConfig())
 
 
 @dataclass
@@ -122,6 +205,16 @@ class SampleConfig:
     out: str = "samples.npy"
     seed: int = 0
     device: str = "auto"
+
+
+@dataclass
+class EvalConfig:
+    run: str = MISSING
+    n: Optional[int] = None
+    seed: int = 0
+    device: str = "auto"
+    classifier_cache: Optional[str] = None
+    inception_weights: Optional[str] = None
 
 
 def swept_overrides(task_overrides: list[str], argv: list[str] | None = None) -> str:
@@ -147,19 +240,22 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="sample_schema", node=SampleConfig)
+    cs.store(name="eval_schema", node=EvalConfig)
     # Group schemas live at the root (not inside their group), so that `ganlab train --help`
     # lists only real options; an option file pulls its schema in with `/<name>@_here_`.
     cs.store(name="objective_schema", node=ObjectiveConfig)
     cs.store(name="toy_schema", node=ToyDatasetConfig)
+    cs.store(name="digits_schema", node=DigitsConfig)
+    cs.store(name="torchvision_schema", node=TorchvisionDatasetConfig)
+    cs.store(name="imagefolder_schema", node=ImageFolderConfig)
     cs.store(name="mlp_schema", node=MLPConfig)
+    cs.store(name="dcgan_schema", node=DCGANConfig)
+    cs.store(name="resnet_schema", node=ResNetConfig)
 
 
 # --------------------------------------------------------------------- semantic checks
 
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
-MLP_ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh")
-MLP_INITS = ("he_uniform", "xavier_uniform", "default")
-CRITIC_NORMS = ("none", "layer")
 
 
 def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
@@ -192,13 +288,10 @@ def validate_train(cfg: Any) -> None:
         "objective.saturating", obj.saturating,
         f"the saturating generator loss exists only for objective.loss=js (loss is {obj.loss.value})",
     )
-    model = cfg.model
-    if "activation" in model:
-        _require(model.activation in MLP_ACTIVATIONS, "model.activation", model.activation, f"choose one of {', '.join(MLP_ACTIVATIONS)}")
-        _require(model.init in MLP_INITS, "model.init", model.init, f"choose one of {', '.join(MLP_INITS)}")
-        _require(model.critic_norm in CRITIC_NORMS, "model.critic_norm", model.critic_norm, f"choose one of {', '.join(CRITIC_NORMS)}")
-        for key in ("z_dim", "width", "depth"):
-            _require(model[key] >= 1, f"model.{key}", model[key], "must be >= 1")
+    for key in ("z_dim", "width", "depth"):
+        if key in cfg.model:
+            _require(cfg.model[key] >= 1, f"model.{key}", cfg.model[key], "must be >= 1")
+    _require(0 <= cfg.ema_decay < 1, "ema_decay", cfg.ema_decay, "must be in [0, 1): 0 turns G_ema off, 0.999 is typical")
     validate_device(cfg.device, cfg.precision)
 
 

@@ -25,8 +25,8 @@ def options(group: str) -> list[str]:
 
 def test_every_group_has_options():
     assert options("objective") == ["js", "spectral_norm", "wgan_clip", "wgan_gp"]
-    assert options("dataset") == ["gaussians25", "gaussians8", "swissroll"]
-    assert options("model") == ["mlp"]
+    assert options("dataset") == ["cifar10", "digits", "fashion_mnist", "gaussians25", "gaussians8", "imagefolder", "mnist", "stacked_mnist", "swissroll"]
+    assert options("model") == ["dcgan", "mlp", "resnet"]
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
@@ -74,6 +74,8 @@ def test_config_names_match_the_registries():
         ("precision=fp64", ValidationError),
         ("steps=1.5", ValidationError),
         ("model.widht=8", ConfigKeyError),
+        ("model.activation=swish", ValidationError),
+        ("model.critic_norm=group", ValidationError),
     ],
 )
 def test_typos_and_wrong_types_fail_at_compose_time(override, error):
@@ -99,7 +101,7 @@ def test_unknown_option_fails_at_compose_time():
         (["batch_size=0"], "batch_size=0"),
         (["objective.saturating=true"], "objective.saturating=True"),
         (["device=gpu"], "device=gpu"),
-        (["model.activation=swish"], "model.activation=swish"),
+        (["ema_decay=1.0"], "ema_decay=1.0"),
         (["objective.optimizer.betas=[0.5]"], "objective.optimizer.betas"),
     ],
 )

@@ -167,3 +167,12 @@ def test_objective_critic_and_generator_losses_are_finite_and_reported(loss, con
     scalars = stats.collect()
     assert {"Loss/D", "Loss/G", "Wasserstein/estimate"} <= set(scalars)
     assert ("Penalty/gp" in scalars) == (constraint == "gp")
+
+
+def test_gradient_penalty_refuses_a_batch_norm_critic():
+    from ganlab.errors import ConfigError
+
+    D = nn.Sequential(nn.Linear(2, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 1))
+    with pytest.raises(ConfigError, match="model.critic_norm=batch is not allowed with the gradient penalty"):
+        build_objective("wasserstein", "gp").attach(D)
+    build_objective("wasserstein", "sn").attach(D)  # other constraints accept it

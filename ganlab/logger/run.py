@@ -4,8 +4,9 @@ Layout of a run directory (Hydra's, under ``outputs/``)::
 
     .hydra/config.yaml        resolved config (written by Hydra), plus run_info.json beside it
     events.out.tfevents.*     TensorBoard scalars, images and the HParams entry
-    samples/critic_*.png      the critic map with real and generated points, every sample_every
-    checkpoints/last.pt       G, D and both optimizers (atomic write), at every evaluation
+    samples/critic_*.png      2-D data: the critic map with real and generated points, every sample_every
+    samples/samples_*.png     images: a grid of G's samples from fixed noise, every sample_every
+    checkpoints/last.pt       G, D, G_ema and both optimizers (atomic write), at every evaluation
     metrics.json              every evaluation, and the final metrics
     train.log                 Hydra's job log
 """
@@ -58,7 +59,7 @@ class RunLogger:
     def sample(self, step: int, G: nn.Module, D: nn.Module) -> None:
         image = self.evaluator.picture(G, D)
         self.tb.image(self.evaluator.picture_tag, step, image)
-        save_png(image, self.run_dir / "samples" / f"critic_{step:07d}.png")
+        save_png(image, self.run_dir / "samples" / f"{self.evaluator.picture_name}_{step:07d}.png")
 
     def evaluate(self, step: int, G: nn.Module, D: nn.Module) -> dict[str, float]:
         metrics = self.evaluator.evaluate(G)
@@ -69,13 +70,14 @@ class RunLogger:
         log.info("step %d  %s", step, "  ".join(f"{k.split('/')[-1]}={v:.4g}" for k, v in metrics.items()))
         return metrics
 
-    def save(self, step: int, G: nn.Module, D: nn.Module, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer) -> None:
+    def save(self, step: int, G: nn.Module, D: nn.Module, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer, G_ema: nn.Module | None) -> None:
         state = {
             "step": step,
             "G": G.state_dict(),
             "D": D.state_dict(),
             "opt_G": opt_G.state_dict(),
             "opt_D": opt_D.state_dict(),
+            **({"G_ema": G_ema.state_dict()} if G_ema is not None else {}),
             **self.checkpoint_meta,
         }
         save_checkpoint(state, self.run_dir / CHECKPOINT_NAME)

@@ -3,7 +3,8 @@
 The networks hold no loss and no constraint: objectives act on the critic from outside
 (spectral norm wraps its layers, clipping runs after the optimizer step). Defaults follow the
 WGAN-GP toy script and the numpy-ml style recipe: 3 hidden layers of 512 ReLU units,
-He-uniform initialisation.
+He-uniform initialisation. ``critic_norm`` (:mod:`ganlab.models.norms`) goes after each hidden
+layer of the critic: none, layer or batch; instance norm needs feature maps and is refused.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from typing import Callable
 
 import torch
 from torch import nn
+
+from ganlab.models.norms import critic_norm, option
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -27,15 +30,16 @@ def _layers(in_dim: int, out_dim: int, width: int, depth: int, activation: str, 
     dim = in_dim
     for _ in range(depth):
         layers.append(nn.Linear(dim, width))
-        if norm == "layer":
-            layers.append(nn.LayerNorm(width))  # per-sample, so safe with the gradient penalty
-        layers.append(ACTIVATIONS[activation]())
+        if option(norm) != "none":  # none adds no module, so its state_dict keys stay as they were
+            layers.append(critic_norm(norm, width, spatial=None))
+        layers.append(ACTIVATIONS[option(activation)]())
         dim = width
     layers.append(nn.Linear(dim, out_dim))
     return nn.Sequential(*layers)
 
 
 def _initialise(net: nn.Module, init: str, activation: str) -> None:
+    init, activation = option(init), option(activation)
     if init == "default":
         return
     for layer in net.modules():

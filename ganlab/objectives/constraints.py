@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ganlab.errors import ConfigError
 from ganlab.precision import Precision
 
 Tensor = torch.Tensor
@@ -95,6 +96,15 @@ class GradientPenalty(Constraint):
 
     def __init__(self, weight: float):
         self.weight = weight
+
+    def attach(self, D: nn.Module) -> None:
+        # The penalty is an expectation over samples of each sample's own input gradient; batch
+        # norm makes D(x_i) depend on the other samples, so that gradient is not the one penalised.
+        if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in D.modules()):
+            raise ConfigError(
+                "model.critic_norm=batch is not allowed with the gradient penalty (objective.constraint=gp): "
+                "batch norm mixes the samples the penalty treats one by one; use model.critic_norm=layer, instance or none"
+            )
 
     def penalty(self, D: nn.Module, real: Tensor, fake: Tensor, precision: Precision) -> Tensor:
         norm = input_gradient_norm(D, interpolates(real, fake), precision, create_graph=True)

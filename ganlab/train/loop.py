@@ -20,6 +20,7 @@ from ganlab.logger.stats import Stats
 from ganlab.objectives import Objective
 from ganlab.objectives.constraints import input_gradient_norm, interpolates
 from ganlab.precision import Precision
+from ganlab.train.ema import EMA
 
 
 class Data(Protocol):
@@ -33,7 +34,7 @@ class Run(Protocol):
     def log(self, step: int, scalars: dict[str, float]) -> None: ...
     def sample(self, step: int, G: nn.Module, D: nn.Module) -> None: ...
     def evaluate(self, step: int, G: nn.Module, D: nn.Module) -> dict[str, float]: ...
-    def save(self, step: int, G: nn.Module, D: nn.Module, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer) -> None: ...
+    def save(self, step: int, G: nn.Module, D: nn.Module, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer, G_ema: nn.Module | None) -> None: ...
 
 
 def grad_norm(module: nn.Module) -> torch.Tensor:
@@ -73,9 +74,14 @@ def train(
     log_every: int,
     sample_every: int,
     eval_every: int,
+    ema: EMA | None = None,
     start_step: int = 0,
 ) -> dict[str, float]:
-    """Train ``G`` against ``D`` from ``start_step`` to ``steps``; return the final metrics."""
+    """Train ``G`` against ``D`` from ``start_step`` to ``steps``; return the final metrics.
+
+    With ``ema``, the averaged generator ``ema.G_ema`` is updated after every generator step and
+    is the one that pictures and metrics use.
+    """
     device = precision.device
     stats = Stats()
     metrics: dict[str, float] = {}
@@ -112,6 +118,8 @@ def train(
         stats.report("GradNorm/G", grad_norm(G))
         precision.step(opt_G)
         precision.update()
+        if ema is not None:
+            ema.update(G)
         run.progress(step)
 
         if _every(step, log_every, steps):
@@ -128,11 +136,12 @@ def train(
                 scalars["Precision/loss_scale"] = precision.scaler.get_scale()
             run.log(step, scalars)
         pause_start = time.perf_counter()  # pictures and metrics don't count as training time
+        G_shown = ema.G_ema if ema is not None else G
         if _every(step, sample_every, steps):
-            run.sample(step, G, D)
+            run.sample(step, G_shown, D)
         if _every(step, eval_every, steps):
-            metrics = run.evaluate(step, G, D)
-            run.save(step, G, D, opt_G, opt_D)
+            metrics = run.evaluate(step, G_shown, D)
+            run.save(step, G, D, opt_G, opt_D, ema.G_ema if ema is not None else None)
         paused += time.perf_counter() - pause_start
 
     D.requires_grad_(True)

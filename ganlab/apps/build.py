@@ -1,0 +1,44 @@
+"""From config nodes to objects: the one place where the apps turn config into data, networks,
+objective and optimizers, so that train, sample and eval build them the same way."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from ganlab.errors import ConfigError
+from ganlab.objectives import Objective, build_objective
+from ganlab.train.optim import build_optimizers
+
+
+def plain(node: Any) -> Any:
+    """A config node as plain data (enums as their names): what builders and checkpoints take."""
+    return OmegaConf.to_container(node, resolve=True, enum_to_str=True) if isinstance(node, DictConfig) else node
+
+
+def build_data(dataset: Any, device: torch.device, seed: int) -> Any:
+    return instantiate(plain(dataset), device=device, seed=seed)
+
+
+def build_networks(model: Any, data_shape: tuple[int, ...], device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
+    try:
+        G, D = instantiate(plain(model), data_shape=tuple(data_shape))
+    except ValueError as err:  # e.g. an architecture that does not support the data's resolution
+        raise ConfigError(str(err).splitlines()[0]) from err
+    return G.to(device), D.to(device)
+
+
+def build_objective_from(objective: Any) -> Objective:
+    o = plain(objective)
+    return build_objective(
+        o["loss"], o["constraint"], n_critic=o["n_critic"], saturating=o["saturating"],
+        clip_value=o["clip_value"], gp_weight=o["gp_weight"], sn_power_iterations=o["sn_power_iterations"],
+    )
+
+
+def build_optimizers_from(objective: Any, G: torch.nn.Module, D: torch.nn.Module) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
+    opt = plain(objective)["optimizer"]
+    return build_optimizers(G, D, opt["name"], opt["lr_G"], opt["lr_D"], opt["betas"], opt["alpha"])

@@ -1,0 +1,44 @@
+"""Opening a finished run directory (for ``ganlab sample`` and ``ganlab eval``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from ganlab.apps.build import build_networks
+from ganlab.checkpoint import load_checkpoint
+from ganlab.errors import ConfigError
+from ganlab.logger.run import CHECKPOINT_NAME
+
+
+@dataclass
+class FinishedRun:
+    run_dir: Path
+    config: DictConfig  # the run's resolved config, as Hydra wrote it
+    state: dict[str, Any]  # the checkpoint
+    G: torch.nn.Module  # G_ema when the run kept one, else G; in eval mode
+
+
+def open_run(run_dir: str | Path, device: torch.device) -> FinishedRun:
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ConfigError(f"run={run_dir}: no such run directory (pass a directory written by ganlab train, e.g. run=outputs/runs/<date>/<time>)")
+    config_file = run_dir / ".hydra" / "config.yaml"
+    checkpoint_file = run_dir / CHECKPOINT_NAME
+    for needed in (config_file, checkpoint_file):
+        if not needed.is_file():
+            raise ConfigError(f"run={run_dir} is not a finished ganlab training run: {needed} is missing (a run writes its checkpoint at its first evaluation)")
+    config = OmegaConf.load(config_file)
+    state = load_checkpoint(checkpoint_file, map_location=device)
+    G, _ = build_networks(config.model, tuple(state["data_shape"]), device)
+    key = "G_ema" if "G_ema" in state else "G"
+    try:
+        G.load_state_dict(state[key])
+    except RuntimeError as err:
+        detail = " ".join(line.strip() for line in str(err).splitlines()[1:]) or str(err)
+        raise ConfigError(f"run={run_dir}: the checkpoint does not match the run's config (was the model changed?): {detail[:300]}") from err
+    return FinishedRun(run_dir, config, state, G.eval())

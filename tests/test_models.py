@@ -1,0 +1,215 @@
+"""Shapes, ranges, parameter counts and critic properties of the networks, at tiny widths."""
+
+from __future__ import annotations
+
+import enum
+
+import pytest
+import torch
+from torch import nn
+
+from ganlab.models.dcgan import build_dcgan
+from ganlab.models.mlp import build_mlp
+from ganlab.models.norms import CRITIC_NORMS, critic_norm
+from ganlab.models.resnet import build_resnet
+from ganlab.objectives.constraints import GradientPenalty, SpectralNorm
+from ganlab.precision import Precision
+
+WIDTH = 8  # channels: tiny, so that every test runs in well under a second
+Z_DIM = 4
+N = 4
+
+# (builder, data_shape, Linear/Conv layers in the critic)
+IMAGE_NETS = [
+    pytest.param(build_dcgan, (1, 16, 16), 3, id="dcgan-16-gray"),  # conv 16->8, 8->4, 4x4 score
+    pytest.param(build_dcgan, (3, 32, 32), 4, id="dcgan-32-rgb"),
+    pytest.param(build_dcgan, (1, 32, 32), 4, id="dcgan-32-gray"),
+    pytest.param(build_dcgan, (3, 64, 64), 5, id="dcgan-64-rgb"),
+    # first block 2 convs + shortcut, down block 2 + shortcut, two blocks 2 each, final Linear
+    pytest.param(build_resnet, (3, 32, 32), 3 + 3 + 2 + 2 + 1, id="resnet-32-rgb"),
+    pytest.param(build_resnet, (1, 32, 32), 11, id="resnet-32-gray"),
+]
+ARCHITECTURES = [pytest.param(build_dcgan, (3, 32, 32), id="dcgan"), pytest.param(build_resnet, (3, 32, 32), id="resnet")]
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def images(shape: tuple[int, ...], n: int = N) -> torch.Tensor:
+    return torch.rand(n, *shape) * 2 - 1
+
+
+@pytest.mark.parametrize("build, shape, _layers", IMAGE_NETS)
+def test_generator_makes_images_in_tanh_range_and_critic_one_score_each(build, shape, _layers):
+    G, D = build(shape, z_dim=Z_DIM, width=WIDTH)
+    assert G.z_dim == Z_DIM
+    fake = G(torch.randn(N, Z_DIM))
+    assert fake.shape == (N, *shape)
+    assert fake.abs().max().item() <= 1.0
+    assert fake.std().item() > 0  # not a constant image
+    score = D(fake)
+    assert score.shape == (N,)
+    assert torch.isfinite(score).all()
+
+
+@pytest.mark.parametrize("build, shape", ARCHITECTURES)
+@pytest.mark.parametrize("norm", CRITIC_NORMS)
+def test_every_critic_norm_builds_runs_and_adds_its_layers(build, shape, norm):
+    G, D = build(shape, z_dim=Z_DIM, width=WIDTH, critic_norm=norm)
+    assert D(images(shape)).shape == (N,)
+    expected = {"none": (), "layer": nn.GroupNorm, "instance": nn.InstanceNorm2d, "batch": nn.BatchNorm2d}[norm]
+    assert any(isinstance(m, expected) for m in D.modules()) == (norm != "none")
+    assert not any(isinstance(m, (nn.GroupNorm, nn.InstanceNorm2d)) for m in G.modules())  # G keeps its BatchNorm
+
+
+def test_mlp_critic_norms_and_unchanged_checkpoint_layout():
+    _, D = build_mlp((2,), z_dim=2, width=16, depth=2, critic_norm="none")
+    assert [k for k in D.state_dict() if k.endswith("weight")] == ["net.0.weight", "net.2.weight", "net.4.weight"]
+    _, D = build_mlp((2,), z_dim=2, width=16, depth=2, critic_norm="layer")
+    assert isinstance(D.net[1], nn.LayerNorm)
+    _, D = build_mlp((2,), z_dim=2, width=16, depth=2, critic_norm="batch")
+    assert isinstance(D.net[1], nn.BatchNorm1d)
+    assert D(torch.randn(N, 2)).shape == (N,)
+    with pytest.raises(ValueError, match="critic_norm=layer"):
+        build_mlp((2,), critic_norm="instance")
+
+
+def test_options_arrive_as_config_enums_or_strings():
+    Norm = enum.Enum("Norm", {"layer": "layer"})  # Hydra's instantiate passes schema enums as members
+    assert isinstance(critic_norm(Norm.layer, 8, (4, 4)), nn.GroupNorm)
+    with pytest.raises(ValueError, match="'group'"):
+        critic_norm("group", 8, (4, 4))
+
+
+def _depends_on_other_samples(D: nn.Module, shape: tuple[int, ...]) -> bool:
+    D.train()
+    x = images(shape, 6)
+    other = torch.cat([x[:2], images(shape, 4)])  # same first two samples, different rest
+    with torch.no_grad():
+        return not torch.allclose(D(x)[:2], D(other)[:2], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "build, shape, norm",
+    [pytest.param(build_dcgan, (3, 32, 32), n, id=f"dcgan-{n}") for n in CRITIC_NORMS]
+    + [pytest.param(build_resnet, (3, 32, 32), n, id=f"resnet-{n}") for n in CRITIC_NORMS]
+    + [pytest.param(build_mlp, (2,), n, id=f"mlp-{n}") for n in ("none", "layer", "batch")],  # instance: refused
+)
+def test_critic_is_per_sample_unless_batch_norm(build, shape, norm):
+    # The objective refuses batch norm with the gradient penalty because of exactly this property.
+    _, D = build(shape, z_dim=Z_DIM, width=WIDTH, critic_norm=norm)
+    assert _depends_on_other_samples(D, shape) == (norm == "batch")
+
+
+@pytest.mark.parametrize("build, shape, layers", IMAGE_NETS)
+def test_spectral_norm_wraps_every_critic_layer_and_the_critic_still_runs(build, shape, layers):
+    _, D = build(shape, z_dim=Z_DIM, width=WIDTH, critic_norm="none")
+    assert sum(isinstance(m, (nn.Linear, nn.Conv2d)) for m in D.modules()) == layers
+    SpectralNorm().attach(D)
+    assert len(SpectralNorm.layers(D)) == layers
+    score = D(images(shape))
+    assert score.shape == (N,)
+    assert torch.isfinite(score).all()
+    # Normalised weights: the largest singular value of each effective weight is close to 1.
+    for _, layer in SpectralNorm.layers(D):
+        sigma = torch.linalg.matrix_norm(layer.weight.detach().flatten(1), ord=2)
+        assert sigma.item() == pytest.approx(1.0, rel=0.05)
+
+
+@pytest.mark.parametrize("build, shape", ARCHITECTURES)
+@pytest.mark.parametrize("norm", ["none", "layer"])
+def test_gradient_penalty_backward_reaches_every_critic_parameter(build, shape, norm):
+    _, D = build(shape, z_dim=Z_DIM, width=WIDTH, critic_norm=norm)
+    gp = GradientPenalty(10.0).penalty(D, images(shape), images(shape), Precision("fp32", "cpu"))
+    gp.backward()
+    assert torch.isfinite(gp)
+    # The input gradient does not depend on the last bias (no grad at all), but on every weight.
+    for name, p in D.named_parameters():
+        assert p.grad is None or torch.isfinite(p.grad).all(), name
+    for layer in D.modules():
+        if isinstance(layer, (nn.Linear, nn.Conv2d)):
+            assert layer.weight.grad is not None and layer.weight.grad.abs().sum().item() > 0
+
+
+@pytest.mark.parametrize(
+    "build, shape, resolution",
+    [
+        (build_dcgan, (3, 28, 28), "28x28"),
+        (build_dcgan, (3, 128, 128), "128x128"),
+        (build_dcgan, (3, 32, 64), "32x64"),
+        (build_resnet, (3, 64, 64), "64x64"),
+        (build_resnet, (1, 28, 28), "28x28"),
+    ],
+)
+def test_unsupported_resolutions_name_the_resolution_and_the_fix(build, shape, resolution):
+    with pytest.raises(ValueError, match=f"got {resolution}; set dataset.resolution"):
+        build(shape)
+
+
+@pytest.mark.parametrize("build", [build_dcgan, build_resnet])
+def test_vector_data_is_refused(build):
+    with pytest.raises(ValueError, match="model=mlp"):
+        build((2,))
+
+
+def test_dcgan_parameter_count_matches_hand_count():
+    # 32 px, width 8, 1 channel, z_dim 4: G 4x4 map of 4w = 32 channels -> 16 -> 8 -> 1.
+    # Kernels are 4x4; convolutions followed by BatchNorm have no bias; BatchNorm has 2 per channel.
+    G_expected = (
+        4 * 32 * 16 + 2 * 32  # ConvTranspose 1x1 -> 4x4, BN
+        + 32 * 16 * 16 + 2 * 16  # 4 -> 8, BN
+        + 16 * 8 * 16 + 2 * 8  # 8 -> 16, BN
+        + 8 * 1 * 16 + 1  # 16 -> 32 to the image, with bias
+    )
+    D_expected = (
+        1 * 8 * 16 + 8  # 32 -> 16, bias, no norm
+        + 8 * 16 * 16 + 2 * 16  # 16 -> 8, BN
+        + 16 * 32 * 16 + 2 * 32  # 8 -> 4, BN
+        + 32 * 1 * 16 + 1  # 4x4 -> score
+    )
+    G, D = build_dcgan((1, 32, 32), z_dim=4, width=8)
+    assert (n_params(G), n_params(D)) == (G_expected, D_expected) == (12529, 10985)
+    _, D_none = build_dcgan((1, 32, 32), z_dim=4, width=8, critic_norm="none")
+    assert n_params(D_none) == D_expected - 2 * 16 - 2 * 32 + 16 + 32  # norm params out, conv biases in
+
+
+def test_dcgan_64_default_matches_the_pytorch_example_counts():
+    # The PyTorch DCGAN example (nz 100, ngf = ndf = 64, 3 channels, no biases anywhere) has
+    # 3,576,704 and 2,765,568 parameters; ganlab adds the biases of the layers without a norm.
+    G, D = build_dcgan((3, 64, 64))
+    assert n_params(G) == 3_576_704 + 3
+    assert n_params(D) == 2_765_568 + 64 + 1
+
+
+def test_resnet_parameter_count_matches_hand_count():
+    w, c, z = 8, 3, 4
+    conv3 = lambda i, o: i * o * 9 + o  # noqa: E731
+    conv1 = lambda i, o: i * o + o  # noqa: E731
+    up_block = 2 * w + conv3(w, w) + 2 * w + conv3(w, w) + conv1(w, w)
+    G_expected = (z * 16 * w + 16 * w) + 3 * up_block + 2 * w + conv3(w, c)
+    D_expected = (
+        conv3(c, w) + conv3(w, w) + conv1(c, w)  # first block
+        + conv3(w, w) + conv3(w, w) + conv1(w, w)  # down block
+        + 2 * 2 * conv3(w, w)  # two blocks with identity shortcuts
+        + w + 1  # Linear -> 1
+    )
+    G, D = build_resnet((c, 32, 32), z_dim=z, width=w)
+    assert (n_params(G), n_params(D)) == (G_expected, D_expected)
+
+
+def test_dcgan_init_draws_weights_from_n_0_002():
+    G, D = build_dcgan((3, 64, 64))
+    weight = G.net[3].weight  # 512 -> 256 channels, 2M weights
+    assert weight.mean().item() == pytest.approx(0.0, abs=1e-3)
+    assert weight.std().item() == pytest.approx(0.02, rel=0.01)
+    bn = G.net[1]
+    assert bn.weight.mean().item() == pytest.approx(1.0, abs=0.01)
+    assert bn.bias.abs().max().item() == 0.0
+    _, D_default = build_dcgan((3, 64, 64), init="default")
+    assert D_default.net[0].weight.std().item() > 0.05  # PyTorch's fan-in init is wider
