@@ -11,6 +11,7 @@ that this machine lacks) is checked by :func:`validate_train`, which raises
 from __future__ import annotations
 
 import enum
+import hashlib
 import re
 import sys
 from dataclasses import dataclass, field
@@ -156,7 +157,7 @@ class MLPConfig:
 class DCGANConfig:
     _target_: str = "ganlab.models.dcgan.build_dcgan"
     z_dim: int = 100  # DCGAN paper
-    width: int = 64  # base channels (DCGAN paper: 64 for D, 64 x 8 at G's input)
+    width: int = 64  # base channels (PyTorch DCGAN example; the paper: 128)
     critic_norm: CriticNorm = CriticNorm.layer  # the paper uses batch; layer works with every objective
     init: DCGANInit = DCGANInit.dcgan
 
@@ -217,6 +218,9 @@ class EvalConfig:
     inception_weights: Optional[str] = None
 
 
+MAX_DIRNAME = 200
+
+
 def swept_overrides(task_overrides: list[str], argv: list[str] | None = None) -> str:
     """A multirun job's directory name: its overrides of the *swept* keys, e.g. ``objective=js,seed=1``.
 
@@ -231,7 +235,11 @@ def swept_overrides(task_overrides: list[str], argv: list[str] | None = None) ->
     except Exception:  # an unparsable command line already failed in Hydra; name by everything
         swept = set()
     chosen = [o for o in task_overrides if o.split("=", 1)[0].lstrip("+~") in swept] or list(task_overrides)
-    return ",".join(sorted(chosen))
+    name = ",".join(sorted(chosen)).replace("/", "_")  # a path in a value must not nest directories
+    if len(name) > MAX_DIRNAME:  # file systems refuse names over 255 bytes
+        digest = hashlib.sha1(name.encode()).hexdigest()[:10]
+        name = f"{name[:MAX_DIRNAME - 11]}~{digest}"
+    return name
 
 
 def register_configs() -> None:

@@ -40,6 +40,12 @@ def run_ganlab(args: list[str], cwd: Path, timeout: int = 300, env: dict | None 
     return subprocess.run(ganlab_command() + args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
 
 
+@pytest.fixture(scope="session")
+def classifier_cache(tmp_path_factory) -> Path:
+    """One classifier cache for the whole session: each dataset's classifier is trained once."""
+    return tmp_path_factory.mktemp("classifiers")
+
+
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     """An empty directory to run the CLI in (its outputs/ land there)."""

@@ -132,9 +132,37 @@ def test_cuda_and_fp16_refused_without_a_gpu():
         (["-m", "seed=range(3)", "steps=5"], ["steps=5", "seed=2"], "seed=2"),
         (["-m", "steps=5"], ["steps=5"], "steps=5"),  # nothing swept: every override
         (["-m"], [], ""),
+        (["-m", "dataset.root=/data/x"], ["dataset.root=/data/x"], "dataset.root=_data_x"),
     ],
 )
 def test_multirun_job_directories_are_named_by_the_swept_overrides(argv, task, expected):
     from ganlab.config import swept_overrides
 
     assert swept_overrides(task, argv) == expected
+
+
+@pytest.mark.parametrize(
+    "overrides,expected",
+    [
+        ([], 0.1),  # wgan_gp on gaussians25: the toy script's lambda (conf/tuning)
+        (["dataset=swissroll"], 0.1),
+        (["dataset=digits"], 10.0),  # images: the paper's lambda
+        (["objective.gp_weight=3"], 3.0),  # the command line wins over the tuning
+    ],
+)
+def test_gradient_penalty_weight_follows_the_data(overrides, expected):
+    assert compose_train(overrides).objective.gp_weight == pytest.approx(expected)
+
+
+def test_experiment_presets_can_be_overridden_from_the_command_line():
+    cfg = compose_train(["experiment=digits_dcgan", "objective=spectral_norm", "steps=7"])
+    assert cfg.objective.name == "spectral_norm" and cfg.steps == 7
+    assert cfg.dataset._target_ == "ganlab.data.digits.Digits" and cfg.model._target_ == "ganlab.models.dcgan.build_dcgan"
+
+
+def test_multirun_job_directory_names_stay_short():
+    from ganlab.config import MAX_DIRNAME, swept_overrides
+
+    overrides = [f"key{i}=" + "v" * 30 for i in range(20)]
+    name = swept_overrides(overrides, ["-m", *overrides])
+    assert len(name) == MAX_DIRNAME and name != swept_overrides(overrides[:-1], ["-m", *overrides[:-1]])

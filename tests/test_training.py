@@ -79,14 +79,20 @@ def test_ema_generator_is_the_running_average():
     assert not any(p.requires_grad for p in ema.G_ema.parameters())
 
 
-def test_ema_update_is_a_lerp():
+def test_ema_update_is_a_lerp_with_a_ramped_decay():
     G = torch.nn.Linear(2, 2)
     ema = EMA(G, decay=0.9)
+    ema.updates = 1000  # past the ramp: the configured decay
     before = ema.G_ema.weight.detach().clone()
     with torch.no_grad():
         G.weight.add_(1.0)
     ema.update(G)
     torch.testing.assert_close(ema.G_ema.weight, 0.9 * before + 0.1 * G.weight.detach())
+    fresh = EMA(G, decay=0.999)
+    with torch.no_grad():
+        G.weight.add_(1.0)
+    fresh.update(G)  # first update: decay (1 + 0) / (10 + 0) = 0.1
+    torch.testing.assert_close(fresh.G_ema.weight, 0.1 * (G.weight.detach() - 1.0) + 0.9 * G.weight.detach())
 
 
 def test_same_seed_same_parameters_in_process():

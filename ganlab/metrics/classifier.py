@@ -39,10 +39,10 @@ log = logging.getLogger("ganlab")
 # version are retrained instead of loaded into a network they do not describe.
 ARCH_VERSION = 1
 FEATURE_DIM = 128  # penultimate width: the FCD feature space (Inception's is 2048)
-TRAIN_STEPS = 1500  # ~3 MNIST epochs' worth of batch-128 steps is not needed: 1500 x 64 samples reach >97% on digits
+TRAIN_STEPS = 2000  # ~2 MNIST epochs at batch 64; 15-20 s on one CPU core at 32x32
 TRAIN_BATCH = 64
 TRAIN_LR = 1e-3  # Adam's default; the network is small and has no normalisation layers
-LOW_ACCURACY = 0.9  # below this the class-based metrics say more about the classifier than about G
+LOW_ACCURACY = 0.8  # below this the class-based metrics say more about the classifier than about G
 
 ClassifierData = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
 
@@ -56,15 +56,15 @@ def default_cache_dir() -> Path:
 class Classifier(nn.Module):
     """Three strided convolutions and a 128-unit feature layer: small enough to train on one CPU core.
 
-    Strided convolutions instead of pooling keep the cost at about a million multiply-adds per
-    32x32 image. No BatchNorm or dropout: the network behaves the same in train and eval mode
-    and training draws nothing from the global RNG.
+    Strided convolutions from the first layer on (no pooling, no full-resolution layer) keep the
+    cost under a million multiply-adds per 32x32 image, so the default 2000 training steps take
+    15-20 s on one CPU core. No BatchNorm or dropout: the network behaves the same in train and
+    eval mode, and training draws nothing from the global RNG.
     """
 
     def __init__(self, shape: tuple[int, int, int], num_classes: int):
         super().__init__()
         channels, height, width = shape
-        self.shape = tuple(shape)
         self.num_classes = num_classes
         self.body = nn.Sequential(
             nn.Conv2d(channels, 16, 5, stride=2, padding=2), nn.ReLU(),
@@ -84,6 +84,11 @@ class Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Class logits (n, num_classes)."""
         return self.head(self.features(x))
+
+    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both outputs from one pass (the metrics need both for every image)."""
+        features = self.features(x)
+        return features, self.head(features)
 
 
 def accuracy(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1000) -> float:
@@ -113,7 +118,7 @@ def train_classifier(
         model = Classifier(shape, num_classes)
     model.to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=TRAIN_LR)
-    # Cosine decay to 0 settles the weights at the end, worth about a point of test accuracy.
+    # Cosine decay to 0: the last steps settle in a minimum instead of hopping around it at full step size.
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / steps)))
     generator = torch.Generator(train_x.device).manual_seed(seed)
     for _ in range(steps):
@@ -140,7 +145,7 @@ def _load_cached(path: Path, shape: tuple[int, int, int], num_classes: int, devi
         model = Classifier(shape, num_classes)
         model.load_state_dict(state["model"])
         test_accuracy = float(state["test_accuracy"])
-    except (ConfigError, KeyError, RuntimeError, TypeError, ValueError) as err:
+    except (ConfigError, AttributeError, KeyError, RuntimeError, TypeError, ValueError) as err:
         # A half-copied or foreign file must not stop a training run: the cache can be rebuilt.
         log.warning("classifier cache %s is unusable (%s): retraining", path, str(err).splitlines()[0] if str(err) else type(err).__name__)
         return None
