@@ -46,3 +46,57 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         raise ConfigError(f"checkpoint {path} was refused: it holds objects other than tensors and plain data, and loading it could run code ({first})") from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
         raise ConfigError(f"checkpoint {path} is unreadable (truncated or not a ganlab checkpoint): {str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
+
+
+# ------------------------------------------------------------------ a run's checkpoints
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+def checkpoint_path(run_dir: str | Path, step: int) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / f"step_{step:07d}.pt"
+
+
+def list_checkpoints(run_dir: str | Path) -> list[Path]:
+    """The run's checkpoints, oldest first (temporary files of an interrupted write are ignored)."""
+    folder = Path(run_dir) / CHECKPOINT_DIR
+    return sorted(folder.glob("step_*.pt")) if folder.is_dir() else []
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    found = list_checkpoints(run_dir)
+    return found[-1] if found else None
+
+
+def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints (after a new one was written whole)."""
+    for old in list_checkpoints(run_dir)[:-keep]:
+        old.unlink(missing_ok=True)
+
+
+def resume_target(resume: str, run_dir: str | Path) -> Path | None:
+    """The checkpoint that ``resume=<value>`` names: ``auto`` (the newest in ``run_dir``, or None
+    to start afresh), a checkpoint file, or a run directory (its newest checkpoint)."""
+    if resume == "auto":
+        return latest_checkpoint(run_dir)
+    target = Path(resume)
+    if target.is_file():
+        return target
+    if target.is_dir():
+        newest = latest_checkpoint(target)
+        if newest is None:
+            raise ConfigError(f"resume={resume}: the run directory has no checkpoints under {target / CHECKPOINT_DIR} (use resume=auto to start afresh when there are none)")
+        return newest
+    raise ConfigError(f"resume={resume}: no such run directory or checkpoint file")
+
+
+def resume_run_dir(resume: str | None, default: str) -> str:
+    """Hydra's run directory: the resumed run's own directory (training continues in place), else ``default``."""
+    if resume in (None, "", "auto", "None", "null"):
+        return default
+    target = Path(resume)
+    if not target.exists():
+        return default  # the task then reports the bad path; a typo must not create that directory
+    if target.is_file():
+        return str(target.parent.parent)  # <run>/checkpoints/step_*.pt
+    return str(target)

@@ -11,9 +11,11 @@ that this machine lacks) is checked by :func:`validate_train`, which raises
 from __future__ import annotations
 
 import enum
+import functools
 import hashlib
 import re
 import sys
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -21,6 +23,7 @@ from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import MISSING, OmegaConf
 
+from ganlab.checkpoint import latest_checkpoint, resume_run_dir
 from ganlab.errors import ConfigError
 
 
@@ -72,6 +75,11 @@ class DCGANInit(enum.Enum):
 class OnCorrupt(enum.Enum):
     stop = "stop"  # an unreadable image stops the run before training, naming its path
     skip = "skip"  # unreadable images are skipped and counted
+
+
+class OnNonfinite(enum.Enum):
+    stop = "stop"  # stop with a clear message; the last good checkpoint is kept
+    rollback = "rollback"  # restore the last good checkpoint, lower the learning rates, go on
 
 
 class OptimizerName(enum.Enum):
@@ -196,6 +204,12 @@ class TrainConfig:
     eval_samples: int = 2500  # samples per metric evaluation (VEEGAN/PacGAN use 2500)
     threads: int = 0  # torch CPU threads; 0 keeps torch's default
     ema_decay: float = 0.0  # generator EMA (G_ema) for samples and metrics; 0 = off, e.g. 0.999
+    checkpoint_every: int = 1000  # full training state, written atomically (also at the end and on SIGINT/SIGTERM)
+    keep_checkpoints: int = 3  # the newest K are kept
+    resume: Optional[str] = None  # a run directory, a checkpoint file, or auto (this run directory's newest, if any)
+    on_nonfinite: OnNonfinite = OnNonfinite.stop  # checked once per log interval
+    max_rollbacks: int = 3
+    rollback_lr_factor: float = 0.5  # learning rates are multiplied by this at each rollback
     metrics: MetricsConfig = field(default_factory=lambda: MetricsConfig())
 
 
@@ -242,9 +256,23 @@ def swept_overrides(task_overrides: list[str], argv: list[str] | None = None) ->
     return name
 
 
+@functools.lru_cache(maxsize=None)  # Hydra resolves it more than once; the answer must not change
+def resume_output_subdir(resume: str | None, run_dir: str) -> str:
+    """Where Hydra writes its config files: ``.hydra``, except when this run continues an earlier
+    one, whose ``.hydra`` must survive: then ``.hydra/resume_<n>``."""
+    if resume in (None, "", "None", "null") or latest_checkpoint(run_dir) is None:
+        return ".hydra"
+    n = 1
+    while (Path(run_dir) / ".hydra" / f"resume_{n}").exists():
+        n += 1
+    return f".hydra/resume_{n}"
+
+
 def register_configs() -> None:
     """Put every schema into Hydra's ConfigStore and register ganlab's resolvers (idempotent)."""
     OmegaConf.register_new_resolver("swept_overrides", swept_overrides, replace=True)
+    OmegaConf.register_new_resolver("resume_run_dir", resume_run_dir, replace=True)
+    OmegaConf.register_new_resolver("resume_output_subdir", resume_output_subdir, replace=True)
     cs = ConfigStore.instance()
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="sample_schema", node=SampleConfig)
@@ -276,7 +304,7 @@ def validate_train(cfg: Any) -> None:
     obj = cfg.objective
     _require(cfg.steps >= 1, "steps", cfg.steps, "need at least 1 generator step")
     _require(cfg.batch_size >= 1, "batch_size", cfg.batch_size, "must be >= 1")
-    for key in ("log_every", "sample_every", "eval_every", "eval_samples"):
+    for key in ("log_every", "sample_every", "eval_every", "eval_samples", "checkpoint_every", "keep_checkpoints"):
         _require(cfg[key] >= 1, key, cfg[key], "must be >= 1")
     _require(cfg.threads >= 0, "threads", cfg.threads, "must be >= 0 (0 keeps torch's default)")
     _require(obj.n_critic >= 1, "objective.n_critic", obj.n_critic, "need at least 1 critic step per generator step")
@@ -299,6 +327,8 @@ def validate_train(cfg: Any) -> None:
     for key in ("z_dim", "width", "depth"):
         if key in cfg.model:
             _require(cfg.model[key] >= 1, f"model.{key}", cfg.model[key], "must be >= 1")
+    _require(cfg.max_rollbacks >= 0, "max_rollbacks", cfg.max_rollbacks, "must be >= 0")
+    _require(0 < cfg.rollback_lr_factor <= 1, "rollback_lr_factor", cfg.rollback_lr_factor, "must be in (0, 1]")
     _require(0 <= cfg.ema_decay < 1, "ema_decay", cfg.ema_decay, "must be in [0, 1): 0 turns G_ema off, 0.999 is typical")
     validate_device(cfg.device, cfg.precision)
 

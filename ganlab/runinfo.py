@@ -50,5 +50,5 @@ def run_info(device: torch.device, precision: str) -> dict[str, Any]:
     }
 
 
-def write_run_info(run_dir: Path, info: dict[str, Any]) -> None:
-    (run_dir / "run_info.json").write_text(json.dumps(info, indent=2) + "\n")
+def write_run_info(path: Path, info: dict[str, Any]) -> None:
+    path.write_text(json.dumps(info, indent=2) + "\n")

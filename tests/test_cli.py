@@ -44,8 +44,8 @@ def test_train_writes_a_complete_run_directory(workdir, objective):
     info = json.loads((run_dir / "run_info.json").read_text())
     assert info["device"] == "cpu" and info["precision"] == "fp32"
     assert sorted(p.name for p in (run_dir / "samples").glob("*.png")) == ["critic_0000006.png", "critic_0000012.png"]
-    checkpoint = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
-    assert checkpoint["step"] == 12 and {"G", "D", "opt_G", "opt_D", "config"} <= set(checkpoint)
+    checkpoint = torch.load(run_dir / "checkpoints" / "step_0000012.pt", weights_only=True)
+    assert checkpoint["step"] == 12 and {"G", "D", "opt_G", "opt_D", "config", "rng", "data_rng", "scaler", "stats"} <= set(checkpoint)
 
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert [h["step"] for h in metrics["history"]] == [6, 12]
@@ -82,7 +82,7 @@ def test_same_seed_gives_the_same_numbers(workdir):
         run_dir = workdir / name
         result = run_ganlab(["train", *TINY, f"hydra.run.dir={run_dir}", "seed=3"], cwd=workdir)
         assert result.returncode == 0, result.stderr[-2000:]
-        checkpoint = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+        checkpoint = torch.load(run_dir / "checkpoints" / "step_0000012.pt", weights_only=True)
         finals.append(checkpoint["G"])
     for key in finals[0]:
         torch.testing.assert_close(finals[0][key], finals[1][key], rtol=0, atol=0)
@@ -198,7 +198,7 @@ def test_image_run_logs_sample_grids_and_classifier_metrics(image_run):
     acc = read_events(image_run)
     assert [e.step for e in acc.Images("Samples/grid")] == [2, 4]
     assert "Metrics/fcd" in acc.Tags()["scalars"]
-    assert "G_ema" in torch.load(image_run / "checkpoints" / "last.pt", weights_only=True)
+    assert "G_ema" in torch.load(image_run / "checkpoints" / "step_0000004.pt", weights_only=True)
 
 
 def test_sample_writes_image_npz_and_grid(image_run, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -26,8 +27,11 @@ def build_data(dataset: Any, device: torch.device, seed: int) -> Any:
 def build_networks(model: Any, data_shape: tuple[int, ...], device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
     try:
         G, D = instantiate(plain(model), data_shape=tuple(data_shape))
-    except ValueError as err:  # e.g. an architecture that does not support the data's resolution
-        raise ConfigError(str(err).splitlines()[0]) from err
+    except InstantiationException as err:  # instantiate wraps what the builder raised
+        if not isinstance(err.__cause__, ValueError):
+            raise
+        # e.g. an architecture that does not support the data's resolution
+        raise ConfigError(str(err.__cause__).splitlines()[0]) from err
     return G.to(device), D.to(device)
 
 

@@ -15,7 +15,7 @@ from ganlab.apps import CONFIG_DIR
 from ganlab.apps.build import build_data
 from ganlab.apps.finished import open_run
 from ganlab.config import register_configs, validate_device
-from ganlab.errors import ConfigError, report_user_errors
+from ganlab.errors import ConfigError, cannot_write, report_user_errors
 from ganlab.logger.console import print_summary
 from ganlab.metrics.evaluator import build_evaluator
 from ganlab.runinfo import resolve_device
@@ -41,6 +41,9 @@ def main(cfg: DictConfig) -> dict[str, float]:
     )
     metrics = evaluator.evaluate(run.G)
     report = {"step": run.state["step"], "n": n, "seed": cfg.seed, "metrics": metrics}
-    (run.run_dir / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    try:
+        (run.run_dir / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    except OSError as err:
+        raise cannot_write(f"run={cfg.run}", err, "eval writes eval.json into the run directory: make it writable") from err
     print_summary(metrics, run.run_dir, title=f"ganlab eval (step {run.state['step']}, {n} samples)")
     return metrics

@@ -10,9 +10,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ganlab.apps.build import build_networks
-from ganlab.checkpoint import load_checkpoint
+from ganlab.checkpoint import CHECKPOINT_DIR, latest_checkpoint, load_checkpoint
 from ganlab.errors import ConfigError
-from ganlab.logger.run import CHECKPOINT_NAME
 
 
 @dataclass
@@ -28,10 +27,11 @@ def open_run(run_dir: str | Path, device: torch.device) -> FinishedRun:
     if not run_dir.is_dir():
         raise ConfigError(f"run={run_dir}: no such run directory (pass a directory written by ganlab train, e.g. run=outputs/runs/<date>/<time>)")
     config_file = run_dir / ".hydra" / "config.yaml"
-    checkpoint_file = run_dir / CHECKPOINT_NAME
-    for needed in (config_file, checkpoint_file):
-        if not needed.is_file():
-            raise ConfigError(f"run={run_dir} is not a finished ganlab training run: {needed} is missing (a run writes its checkpoint at its first evaluation)")
+    if not config_file.is_file():
+        raise ConfigError(f"run={run_dir} is not a ganlab training run: {config_file} is missing")
+    checkpoint_file = latest_checkpoint(run_dir)
+    if checkpoint_file is None:
+        raise ConfigError(f"run={run_dir} has no checkpoint yet under {run_dir / CHECKPOINT_DIR} (a run writes one every checkpoint_every steps and at its end)")
     config = OmegaConf.load(config_file)
     state = load_checkpoint(checkpoint_file, map_location=device)
     G, _ = build_networks(config.model, tuple(state["data_shape"]), device)

@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from ganlab.apps import CONFIG_DIR
 from ganlab.apps.finished import open_run
 from ganlab.config import register_configs, validate_device
-from ganlab.errors import ConfigError, report_user_errors
+from ganlab.errors import ConfigError, cannot_write, report_user_errors
 from ganlab.logger.console import console
 from ganlab.runinfo import resolve_device
 from ganlab.viz.critic_map import save_png
@@ -46,18 +46,24 @@ def main(cfg: DictConfig) -> None:
     validate_device(cfg.device)
     device = resolve_device(cfg.device)
     run = open_run(cfg.run, device)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)  # before generating: an unwritable out fails at once
+    except OSError as err:
+        raise cannot_write(f"out={cfg.out}", err, "choose a writable path for out") from err
     samples = generate(run.G, cfg.n, cfg.seed, device)
     is_image = samples.dim() == 4
     if out.suffix != ".npy" and not is_image:
         raise ConfigError(f"out={cfg.out} is not allowed: this run makes {tuple(samples.shape[1:])} points, not images; use a .npy file")
-    out.parent.mkdir(parents=True, exist_ok=True)
     written = [out]
-    if out.suffix == ".npy":
-        np.save(out, samples.numpy())
-    else:
-        if out.suffix == ".npz":
-            np.savez_compressed(out, images=to_uint8(samples).numpy())
-            out = out.with_suffix(".png")
-            written.append(out)
-        save_png(image_grid(samples[:64]), out)
+    try:
+        if out.suffix == ".npy":
+            np.save(out, samples.numpy())
+        else:
+            if out.suffix == ".npz":
+                np.savez_compressed(out, images=to_uint8(samples).numpy())
+                out = out.with_suffix(".png")
+                written.append(out)
+            save_png(image_grid(samples[:64]), out)
+    except OSError as err:  # e.g. out names a folder, or the disk is full
+        raise cannot_write(f"out={cfg.out}", err, "choose a writable path for out") from err
     console().print(f"wrote {cfg.n} samples of shape {tuple(samples.shape[1:])} from {cfg.run} to {', '.join(map(str, written))}")

@@ -5,6 +5,7 @@ This is the only place that reads the training config tree; everything below rec
 
 from __future__ import annotations
 
+import logging
 import random
 from pathlib import Path
 
@@ -12,13 +13,16 @@ import hydra
 import numpy as np
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from ganlab.apps import CONFIG_DIR
 from ganlab.apps.build import build_data, build_networks, build_objective_from, build_optimizers_from, plain
-from ganlab.config import register_configs, validate_train
-from ganlab.errors import report_user_errors
+from ganlab.checkpoint import load_checkpoint, resume_target
+from ganlab.config import TrainConfig, register_configs, validate_train
+from ganlab.errors import ConfigError, report_user_errors
+from ganlab.logger.stats import Stats
 from ganlab.logger.console import ProgressDisplay, print_config, print_summary
 from ganlab.logger.run import RunLogger
 from ganlab.logger.tensorboard import flatten_hparams
@@ -26,9 +30,12 @@ from ganlab.metrics.evaluator import build_evaluator
 from ganlab.precision import Precision
 from ganlab.runinfo import resolve_device, run_info, write_run_info
 from ganlab.train.ema import EMA
-from ganlab.train.loop import train
+from ganlab.train.loop import Faults, Interrupted, train
+from ganlab.train.signals import EXIT_STATUS, StopOnSignal
+from ganlab.train.state import restore
 
 register_configs()
+log = logging.getLogger("ganlab")
 
 
 def seed_everything(seed: int) -> None:
@@ -37,12 +44,48 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
+# Keys a resumed run may change; everything else (data, model, objective, seed, ...) must stay as
+# the checkpoint has it, or the continuation would not be the same experiment.
+RESUMABLE_KEYS = {
+    "resume", "steps", "log_every", "sample_every", "eval_every", "eval_samples", "checkpoint_every",
+    "keep_checkpoints", "device", "threads", "on_nonfinite", "max_rollbacks", "rollback_lr_factor",
+}
+
+
+def resumed_config(saved: dict, composed: DictConfig, overrides: list[str]) -> DictConfig:
+    """The checkpoint's config, typed by the schema, with the command line's resumable overrides.
+
+    An override of any other key is accepted only when it repeats the saved value, so a
+    preempted cluster job can rerun its whole command line with ``resume=auto``.
+    """
+    cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), saved)
+    saved_cfg = OmegaConf.create(saved)
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.key_or_group
+        if key.startswith("hydra."):
+            continue
+        if key in RESUMABLE_KEYS:
+            OmegaConf.update(cfg, key, override.value(), merge=False)
+        elif plain(OmegaConf.select(composed, key)) != plain(OmegaConf.select(saved_cfg, key)):
+            raise ConfigError(
+                f"{override.input_line} cannot be used with resume: a resumed run keeps its config; "
+                f"only {', '.join(sorted(RESUMABLE_KEYS - {'resume'}))} may change (start a new run otherwise)"
+            )
+    return cfg
+
+
 def run_training(cfg: DictConfig) -> dict[str, float]:
     validate_train(cfg)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    checkpoint = resume_target(cfg.resume, run_dir) if cfg.resume else None
+    saved = load_checkpoint(checkpoint) if checkpoint else None
+    if saved is not None:
+        cfg = resumed_config(saved["config"], cfg, list(hydra_cfg.overrides.task))
+        validate_train(cfg)
+        OmegaConf.save(cfg, run_dir / hydra_cfg.output_subdir / "config.yaml")  # what this process runs
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     device = resolve_device(cfg.device)
     print_config(OmegaConf.to_yaml(cfg))
@@ -59,18 +102,37 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
         data, G.z_dim, cfg.eval_samples, cfg.seed,
         classifier_cache_dir=cfg.metrics.classifier_cache, inception_weights=cfg.metrics.inception_weights,
     )
-    write_run_info(run_dir, run_info(device, precision.name))
+    stats = Stats()
+    start_step = 0
+    if saved is not None:
+        try:
+            start_step = restore(saved, G, D, opt_G, opt_D, precision, ema, data, stats)
+        except (KeyError, RuntimeError, ValueError) as err:
+            detail = " ".join(line.strip() for line in str(err).splitlines()[:3])
+            raise ConfigError(f"resume={cfg.resume}: checkpoint {checkpoint} does not fit this run: {detail[:300]}") from err
+        log.info("resuming %s from step %d (%s)", run_dir, start_step, checkpoint)
+    write_run_info(run_dir / ("run_info.json" if not start_step else f"run_info_resume_{start_step}.json"), run_info(device, precision.name))
 
     config = plain(cfg)
-    with ProgressDisplay(cfg.steps, live=not multirun) as progress:
-        run = RunLogger(run_dir, evaluator, progress, checkpoint_meta={"config": config, "data_shape": list(data.shape)})
-        run.start(flatten_hparams(config))
-        metrics = train(
-            G, D, objective, opt_G, opt_D, data, precision, run,
-            steps=cfg.steps, batch_size=cfg.batch_size, log_every=cfg.log_every,
-            sample_every=cfg.sample_every, eval_every=cfg.eval_every, ema=ema,
+    metrics = None
+    with ProgressDisplay(cfg.steps, live=not multirun, start_step=start_step) as progress, StopOnSignal() as stop:
+        run = RunLogger(
+            run_dir, evaluator, progress, checkpoint_meta={"config": config, "data_shape": list(data.shape)},
+            device=device, keep_checkpoints=cfg.keep_checkpoints, start_step=start_step,
         )
-    run.finish(metrics)
+        run.start(flatten_hparams(config))
+        faults = Faults(cfg.on_nonfinite.value, cfg.max_rollbacks, cfg.rollback_lr_factor, should_stop=stop)
+        try:
+            metrics = train(
+                G, D, objective, opt_G, opt_D, data, precision, run,
+                steps=cfg.steps, batch_size=cfg.batch_size, log_every=cfg.log_every,
+                sample_every=cfg.sample_every, eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every,
+                ema=ema, stats=stats, start_step=start_step, faults=faults,
+            )
+        except Interrupted as err:
+            raise Interrupted(f"{stop.received.name}: {err}; resume with: ganlab train resume={run_dir}", EXIT_STATUS[stop.received]) from None
+        finally:
+            run.finish(metrics)
     print_summary(metrics, run_dir)
     return metrics
 

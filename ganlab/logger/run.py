@@ -2,17 +2,22 @@
 
 Layout of a run directory (Hydra's, under ``outputs/``)::
 
-    .hydra/config.yaml        resolved config (written by Hydra), plus run_info.json beside it
+    .hydra/config.yaml        resolved config (written by Hydra); .hydra/resume_<n>/ for each resume
+    run_info.json             versions, git commit, device, precision (run_info_resume_<step>.json later)
     events.out.tfevents.*     TensorBoard scalars, images and the HParams entry
     samples/critic_*.png      2-D data: the critic map with real and generated points, every sample_every
     samples/samples_*.png     images: a grid of G's samples from fixed noise, every sample_every
-    checkpoints/last.pt       G, D, G_ema and both optimizers (atomic write), at every evaluation
+    checkpoints/step_*.pt     the full training state, atomic writes, the newest keep_checkpoints kept
     metrics.json              every evaluation, and the final metrics
-    train.log                 Hydra's job log
+    train.log                 Hydra's job log (appended to when the run is resumed)
+
+A resumed run (``start_step`` > 0) continues in the same directory: TensorBoard purges the events
+logged after the checkpoint's step, and metrics.json keeps its evaluations up to that step.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
@@ -22,14 +27,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganlab.checkpoint import save_checkpoint
+from ganlab.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from ganlab.errors import TrainingFailed
 from ganlab.logger.console import ProgressDisplay
 from ganlab.logger.tensorboard import TensorBoard
 from ganlab.viz.critic_map import save_png
 
 log = logging.getLogger("ganlab")
 
-CHECKPOINT_NAME = "checkpoints/last.pt"
+EXIT_WRITE_FAILED = 4
 
 
 def _json_number(value: float) -> float | None:
@@ -37,13 +43,18 @@ def _json_number(value: float) -> float | None:
 
 
 class RunLogger:
-    def __init__(self, run_dir: Path, evaluator: Any, progress: ProgressDisplay, checkpoint_meta: dict[str, Any]):
+    def __init__(
+        self, run_dir: Path, evaluator: Any, progress: ProgressDisplay, checkpoint_meta: dict[str, Any],
+        device: torch.device, keep_checkpoints: int = 3, start_step: int = 0,
+    ):
         self.run_dir = Path(run_dir)
         self.evaluator = evaluator
         self.progress_display = progress
         self.checkpoint_meta = checkpoint_meta
-        self.tb = TensorBoard(self.run_dir)
-        self.history: list[dict[str, Any]] = []
+        self.device = device
+        self.keep_checkpoints = keep_checkpoints
+        self.tb = TensorBoard(self.run_dir, purge_step=start_step + 1 if start_step else None)
+        self.history: list[dict[str, Any]] = self._earlier_history(start_step) if start_step else []
 
     def start(self, hparams: dict[str, Any]) -> None:
         self.tb.hparams(hparams, self.evaluator.metric_names)
@@ -59,7 +70,7 @@ class RunLogger:
     def sample(self, step: int, G: nn.Module, D: nn.Module) -> None:
         image = self.evaluator.picture(G, D)
         self.tb.image(self.evaluator.picture_tag, step, image)
-        save_png(image, self.run_dir / "samples" / f"{self.evaluator.picture_name}_{step:07d}.png")
+        self._write(lambda: save_png(image, self.run_dir / "samples" / f"{self.evaluator.picture_name}_{step:07d}.png"), "sample picture")
 
     def evaluate(self, step: int, G: nn.Module, D: nn.Module) -> dict[str, float]:
         metrics = self.evaluator.evaluate(G)
@@ -70,27 +81,61 @@ class RunLogger:
         log.info("step %d  %s", step, "  ".join(f"{k.split('/')[-1]}={v:.4g}" for k, v in metrics.items()))
         return metrics
 
-    def save(self, step: int, G: nn.Module, D: nn.Module, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer, G_ema: nn.Module | None) -> None:
-        state = {
-            "step": step,
-            "G": G.state_dict(),
-            "D": D.state_dict(),
-            "opt_G": opt_G.state_dict(),
-            "opt_D": opt_D.state_dict(),
-            **({"G_ema": G_ema.state_dict()} if G_ema is not None else {}),
-            **self.checkpoint_meta,
-        }
-        save_checkpoint(state, self.run_dir / CHECKPOINT_NAME)
+    def save(self, step: int, state: dict[str, Any]) -> None:
+        path = checkpoint_path(self.run_dir, step)
+        previous = latest_checkpoint(self.run_dir)
+        try:
+            save_checkpoint({**state, **self.checkpoint_meta}, path)
+        except OSError as err:
+            kept = f"the previous checkpoint {previous} is kept" if previous else "no earlier checkpoint exists"
+            reason = "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
+            raise TrainingFailed(f"could not write checkpoint {path}: {reason}; {kept}", EXIT_WRITE_FAILED) from err
+        prune_checkpoints(self.run_dir, self.keep_checkpoints)
+
+    def last_good_state(self) -> dict[str, Any] | None:
+        path = latest_checkpoint(self.run_dir)
+        return load_checkpoint(path, map_location=self.device) if path else None
+
+    def last_good_description(self) -> str:
+        path = latest_checkpoint(self.run_dir)
+        if path is None:
+            return "no checkpoint was written before that"
+        return f"the last good checkpoint {path} is kept (resume with: ganlab train resume={self.run_dir})"
+
+    def rolled_back(self, step: int, count: int, reason: str, lr_G: float, lr_D: float) -> None:
+        log.warning("rollback %d: %s; back to step %d with learning rates G %.3g, D %.3g", count, reason, step, lr_G, lr_D)
+        self.tb.close()
+        self.tb = TensorBoard(self.run_dir, purge_step=step + 1)  # drop what was logged after the checkpoint
+        self.tb.scalars(step, {"Health/rollbacks": float(count)})
+        self.history = [h for h in self.history if h["step"] <= step]
 
     # ----------------------------------------------------------------------- closing
-    def finish(self, metrics: dict[str, float]) -> None:
+    def finish(self, metrics: dict[str, float] | None) -> None:
+        """Write metrics.json (with ``final`` when the run completed) and close the event files."""
         self._write_metrics(final=metrics)
         self.tb.close()
 
+    def _earlier_history(self, start_step: int) -> list[dict[str, Any]]:
+        path = self.run_dir / "metrics.json"
+        if not path.is_file():
+            return []
+        return [h for h in json.loads(path.read_text()).get("history", []) if h["step"] <= start_step]
+
     def _write_metrics(self, final: dict[str, float] | None) -> None:
-        body = {"history": self.history}
+        body: dict[str, Any] = {"history": self.history}
         if final is not None:
             body["final"] = {k: _json_number(v) for k, v in final.items()}
-        tmp = self.run_dir / "metrics.json.tmp"
-        tmp.write_text(json.dumps(body, indent=2) + "\n")
-        tmp.replace(self.run_dir / "metrics.json")
+
+        def write() -> None:
+            tmp = self.run_dir / "metrics.json.tmp"
+            tmp.write_text(json.dumps(body, indent=2) + "\n")
+            tmp.replace(self.run_dir / "metrics.json")
+
+        self._write(write, "metrics.json")
+
+    def _write(self, write: Any, what: str) -> None:
+        try:
+            write()
+        except OSError as err:
+            reason = "the disk is full" if err.errno == errno.ENOSPC else (err.strerror or str(err))
+            raise TrainingFailed(f"could not write the {what} in {self.run_dir}: {reason}; the checkpoints already written are kept", EXIT_WRITE_FAILED) from err

@@ -38,3 +38,11 @@ class Stats:
         self._sums.clear()
         self._counts.clear()
         return dict(zip(tags, values))
+
+    def state_dict(self) -> dict:
+        """The unfinished interval's sums and counts, so a resumed run logs the same means."""
+        return {"sums": dict(self._sums), "counts": dict(self._counts)}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._sums = dict(state["sums"])
+        self._counts = dict(state["counts"])

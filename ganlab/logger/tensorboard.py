@@ -15,8 +15,10 @@ from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 
 class TensorBoard:
-    def __init__(self, log_dir: str | Path):
-        self.writer = SummaryWriter(log_dir=str(log_dir))
+    def __init__(self, log_dir: str | Path, purge_step: int | None = None):
+        # purge_step: events at and after this step, logged by an earlier process, are hidden
+        # (a resumed or rolled-back run logs them again).
+        self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
         for tag, value in values.items():

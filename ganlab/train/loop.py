@@ -10,8 +10,10 @@ device.
 
 from __future__ import annotations
 
+import math
 import time
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
 
 import torch
 from torch import nn
@@ -19,8 +21,10 @@ from torch import nn
 from ganlab.logger.stats import Stats
 from ganlab.objectives import Objective
 from ganlab.objectives.constraints import input_gradient_norm, interpolates
+from ganlab.errors import TrainingFailed
 from ganlab.precision import Precision
 from ganlab.train.ema import EMA
+from ganlab.train.state import capture, restore
 
 
 class Data(Protocol):
@@ -34,7 +38,10 @@ class Run(Protocol):
     def log(self, step: int, scalars: dict[str, float]) -> None: ...
     def sample(self, step: int, G: nn.Module, D: nn.Module) -> None: ...
     def evaluate(self, step: int, G: nn.Module, D: nn.Module) -> dict[str, float]: ...
-    def save(self, step: int, G: nn.Module, D: nn.Module, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer, G_ema: nn.Module | None) -> None: ...
+    def save(self, step: int, state: dict[str, Any]) -> None: ...
+    def last_good_state(self) -> dict[str, Any] | None: ...
+    def last_good_description(self) -> str: ...
+    def rolled_back(self, step: int, count: int, reason: str, lr_G: float, lr_D: float) -> None: ...
 
 
 def grad_norm(module: nn.Module) -> torch.Tensor:
@@ -59,6 +66,35 @@ def _every(step: int, interval: int, last: int) -> bool:
     return step % interval == 0 or step == last
 
 
+def nonfinite_parameters(*modules: nn.Module) -> torch.Tensor:
+    """How many parameters are NaN or inf (a device tensor; no sync)."""
+    return sum((~torch.isfinite(p)).sum() for m in modules for p in m.parameters())
+
+
+class Diverged(TrainingFailed):
+    """Losses or parameters became NaN or inf, and no rollback was allowed or possible."""
+
+    def __init__(self, message: str):
+        super().__init__(message, exit_status=3)
+
+
+class Interrupted(TrainingFailed):
+    """A SIGINT or SIGTERM stopped the run after a checkpoint was written."""
+
+    def __init__(self, message: str, exit_status: int):
+        super().__init__(message, exit_status=exit_status)
+
+
+@dataclass
+class Faults:
+    """What to do when training goes wrong."""
+
+    on_nonfinite: str = "stop"  # stop | rollback
+    max_rollbacks: int = 3
+    rollback_lr_factor: float = 0.5
+    should_stop: Callable[[], bool] = lambda: False  # e.g. a StopOnSignal
+
+
 def train(
     G: nn.Module,
     D: nn.Module,
@@ -74,22 +110,32 @@ def train(
     log_every: int,
     sample_every: int,
     eval_every: int,
+    checkpoint_every: int | None = None,
     ema: EMA | None = None,
+    stats: Stats | None = None,
     start_step: int = 0,
+    faults: Faults = Faults(),
 ) -> dict[str, float]:
     """Train ``G`` against ``D`` from ``start_step`` to ``steps``; return the final metrics.
 
     With ``ema``, the averaged generator ``ema.G_ema`` is updated after every generator step and
-    is the one that pictures and metrics use.
+    is the one that pictures and metrics use. The full state (``ganlab.train.state.capture``) goes
+    to ``run.save`` every ``checkpoint_every`` steps, at the end and when ``faults.should_stop()``;
+    a resumed run passes the restored ``stats`` and ``start_step``.
     """
     device = precision.device
-    stats = Stats()
+    stats = stats if stats is not None else Stats()
+    checkpoint_every = checkpoint_every or steps
     metrics: dict[str, float] = {}
+    parts = (G, D, opt_G, opt_D, precision, ema, data, stats)
     G.train()
     D.train()
     clock, clock_step, paused = time.perf_counter(), start_step, 0.0  # for steps/s
+    rollbacks = 0
 
-    for step in range(start_step + 1, steps + 1):
+    step = start_step
+    while step < steps:
+        step += 1
         # Critic: n_critic steps on fresh real and fake batches.
         D.requires_grad_(True)
         for _ in range(objective.n_critic):
@@ -126,7 +172,23 @@ def train(
             D.requires_grad_(True)
             for tag, value in {**objective.diagnostics(D), **critic_input_gradients(D, real, fake)}.items():
                 stats.report(tag, value)
+            stats.report("Health/nonfinite_params", nonfinite_parameters(G, D))
             scalars = stats.collect()  # the one host-device sync of the interval
+            bad = sorted(tag for tag in ("Loss/D", "Loss/G") if not math.isfinite(scalars[tag]))
+            if scalars["Health/nonfinite_params"] > 0:
+                bad.append(f"{scalars['Health/nonfinite_params']:.0f} parameters")
+            if bad:
+                good = run.last_good_state() if faults.on_nonfinite == "rollback" and rollbacks < faults.max_rollbacks else None
+                if good is None:
+                    raise Diverged(_divergence_message(step, bad, faults, rollbacks, run))
+                rollbacks += 1
+                step = restore(good, *parts)
+                for opt in (opt_G, opt_D):
+                    for group in opt.param_groups:
+                        group["lr"] *= faults.rollback_lr_factor**rollbacks  # the checkpoint holds the unlowered rates
+                run.rolled_back(step, rollbacks, f"non-finite {', '.join(bad)}", opt_G.param_groups[0]["lr"], opt_D.param_groups[0]["lr"])
+                clock, clock_step, paused = time.perf_counter(), step, 0.0
+                continue
             now = time.perf_counter()
             scalars["Speed/steps_per_sec"] = (step - clock_step) / max(now - clock - paused, 1e-9)
             clock, clock_step, paused = now, step, 0.0
@@ -135,14 +197,30 @@ def train(
             if precision.scaler.is_enabled():
                 scalars["Precision/loss_scale"] = precision.scaler.get_scale()
             run.log(step, scalars)
-        pause_start = time.perf_counter()  # pictures and metrics don't count as training time
+        pause_start = time.perf_counter()  # pictures, metrics and checkpoints don't count as training time
         G_shown = ema.G_ema if ema is not None else G
         if _every(step, sample_every, steps):
             run.sample(step, G_shown, D)
         if _every(step, eval_every, steps):
             metrics = run.evaluate(step, G_shown, D)
-            run.save(step, G, D, opt_G, opt_D, ema.G_ema if ema is not None else None)
+        stopping = faults.should_stop()
+        if _every(step, checkpoint_every, steps) or stopping:
+            # Never let a diverged state replace the last good checkpoint (one sync per checkpoint).
+            if nonfinite_parameters(G, D).item() > 0:
+                raise Diverged(_divergence_message(step, ["parameters"], faults, rollbacks, run))
+            run.save(step, capture(step, *parts))
+        if stopping:
+            raise Interrupted(f"stopped at step {step} of {steps}; the checkpoint is saved", exit_status=130)
         paused += time.perf_counter() - pause_start
 
     D.requires_grad_(True)
     return metrics
+
+
+def _divergence_message(step: int, bad: list[str], faults: Faults, rollbacks: int, run: Run) -> str:
+    hint = "lower the learning rates or use precision=fp32"
+    if faults.on_nonfinite == "rollback":
+        hint = f"{rollbacks} rollback(s) used of max_rollbacks={faults.max_rollbacks}; {hint}"
+    else:
+        hint = f"on_nonfinite=rollback would go back to the last good checkpoint and lower the learning rates; or {hint}"
+    return f"training diverged at step {step}: non-finite {', '.join(bad)}; {run.last_good_description()}; {hint}"

@@ -1,0 +1,42 @@
+"""Stopping a run cleanly on SIGINT (Ctrl-C) or SIGTERM (a cluster's preemption notice).
+
+The first signal only sets a flag, which the training loop reads after each step (a Python bool,
+no device sync): it then writes a checkpoint and stops with a message saying how to resume. A
+second SIGINT restores Python's default behaviour, so pressing Ctrl-C again quits at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+
+log = logging.getLogger("ganlab")
+
+EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + signal number, as shells report it
+
+
+class StopOnSignal:
+    def __init__(self) -> None:
+        self.received: signal.Signals | None = None
+        self._previous: dict[signal.Signals, object] = {}
+
+    def __call__(self) -> bool:
+        """True once a stop was requested."""
+        return self.received is not None
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.received = signal.Signals(signum)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a second Ctrl-C quits at once
+        log.warning("%s received: stopping after this step and writing a checkpoint (Ctrl-C again to quit at once)", self.received.name)
+
+    def __enter__(self) -> "StopOnSignal":
+        if threading.current_thread() is threading.main_thread():  # signals can only be set there
+            for sig in EXIT_STATUS:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)

@@ -1,0 +1,93 @@
+"""Everything a run needs to continue bit-exactly: networks, optimizers, scaler, EMA, the stats of
+the unfinished log interval, the data streams' RNGs and every global RNG (torch CPU and CUDA,
+numpy, Python).
+
+``capture`` returns plain data (tensors, numbers, strings, lists, dicts) so that the checkpoint
+loads with ``torch.load(weights_only=True)``; ``restore`` puts it back and returns the step.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ganlab.logger.stats import Stats
+from ganlab.precision import Precision
+from ganlab.train.ema import EMA
+
+
+def rng_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss_next = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        # numpy's state holds an ndarray, which weights_only loading refuses: store it as a tensor.
+        "numpy": {"kind": kind, "keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos, "has_gauss": has_gauss, "cached": cached},
+        "python": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
+    }
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state((n["kind"], n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss_next"]))
+
+
+def data_generators(data: object) -> dict[str, torch.Generator]:
+    """The data object's own RNG streams (any torch.Generator attribute)."""
+    return {name: value for name, value in vars(data).items() if isinstance(value, torch.Generator)}
+
+
+def capture(
+    step: int, G: nn.Module, D: nn.Module, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
+    precision: Precision, ema: EMA | None, data: object, stats: Stats,
+) -> dict[str, Any]:
+    state = {
+        "step": step,
+        "G": G.state_dict(),
+        "D": D.state_dict(),
+        "opt_G": opt_G.state_dict(),
+        "opt_D": opt_D.state_dict(),
+        "scaler": precision.scaler.state_dict(),
+        "stats": stats.state_dict(),
+        "data_rng": {name: g.get_state() for name, g in data_generators(data).items()},
+        "rng": rng_state(),
+    }
+    if ema is not None:
+        state["G_ema"] = ema.G_ema.state_dict()
+        state["ema_updates"] = ema.updates
+    return state
+
+
+def restore(
+    state: dict[str, Any], G: nn.Module, D: nn.Module, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
+    precision: Precision, ema: EMA | None, data: object, stats: Stats,
+) -> int:
+    """Load ``state`` into the objects; raises KeyError/RuntimeError naming what does not match."""
+    G.load_state_dict(state["G"])
+    D.load_state_dict(state["D"])
+    opt_G.load_state_dict(state["opt_G"])
+    opt_D.load_state_dict(state["opt_D"])
+    if state["scaler"]:
+        precision.scaler.load_state_dict(state["scaler"])
+    stats.load_state_dict(state["stats"])
+    generators = data_generators(data)
+    for name, generator_state in state["data_rng"].items():
+        generators[name].set_state(generator_state)
+    if ema is not None:
+        if "G_ema" in state:
+            ema.G_ema.load_state_dict(state["G_ema"])
+            ema.updates = state["ema_updates"]
+        else:  # EMA switched on at resume: start it from the current G
+            ema.G_ema.load_state_dict(state["G"])
+    set_rng_state(state["rng"])
+    return int(state["step"])

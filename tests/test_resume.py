@@ -1,0 +1,133 @@
+"""Checkpoints that really resume: bit-exact continuation, SIGINT/SIGTERM, SIGKILL at any moment."""
+
+from __future__ import annotations
+
+import math
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from ganlab.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
+
+from conftest import ganlab_command, run_ganlab
+
+pytestmark = pytest.mark.cli
+
+# log, sample, evaluate and checkpoint every 4 steps, so a run cut at step 8 has the same records as one that was not.
+EVERY_4 = ["batch_size=32", "log_every=4", "sample_every=4", "eval_every=4", "checkpoint_every=4", "eval_samples=64", "model.width=16", "threads=1"]
+
+
+def scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"] if not tag.startswith("Speed/")}
+
+
+def final_state(run_dir: Path) -> dict:
+    return load_checkpoint(latest_checkpoint(run_dir))
+
+
+def assert_same_parameters(a: dict, b: dict) -> None:
+    for net in ("G", "D"):
+        assert a[net].keys() == b[net].keys()
+        for key in a[net]:
+            torch.testing.assert_close(a[net][key], b[net][key], rtol=0, atol=0, msg=f"{net}.{key}")
+
+
+@pytest.mark.parametrize("objective", ["js", "wgan_clip", "wgan_gp", "spectral_norm"])
+def test_stopped_and_resumed_run_is_bit_exact(workdir, objective):
+    whole = run_ganlab(["train", f"objective={objective}", "steps=12", *EVERY_4, "hydra.run.dir=whole"], cwd=workdir)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    first = run_ganlab(["train", f"objective={objective}", "steps=8", *EVERY_4, "hydra.run.dir=cut"], cwd=workdir)
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = run_ganlab(["train", "resume=cut", "steps=12"], cwd=workdir)
+    assert second.returncode == 0, second.stderr[-2000:]
+
+    assert_same_parameters(final_state(workdir / "whole"), final_state(workdir / "cut"))
+    logged_whole, logged_cut = scalars(workdir / "whole"), scalars(workdir / "cut")
+    assert logged_whole.keys() == logged_cut.keys()
+    for tag in logged_whole:
+        assert [s for s, _ in logged_cut[tag]] == [s for s, _ in logged_whole[tag]], tag  # no duplicated or missing steps
+        assert [v for _, v in logged_cut[tag]] == pytest.approx([v for _, v in logged_whole[tag]], rel=0, abs=0, nan_ok=True), tag
+    assert (workdir / "cut" / ".hydra" / "config.yaml").read_text() == (workdir / "cut" / ".hydra" / "config.yaml").read_text()
+    assert (workdir / "cut" / ".hydra" / "resume_1" / "config.yaml").is_file()  # the first config survives beside it
+
+
+def test_resume_auto_starts_afresh_then_continues(workdir):
+    fresh = run_ganlab(["train", "resume=auto", "steps=4", *EVERY_4, "hydra.run.dir=job"], cwd=workdir)
+    assert fresh.returncode == 0, fresh.stderr[-2000:]
+    again = run_ganlab(["train", "resume=auto", "steps=8", *EVERY_4, "hydra.run.dir=job"], cwd=workdir)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert [p.name for p in list_checkpoints(workdir / "job")] == ["step_0000004.pt", "step_0000008.pt"]
+    assert "resuming" in again.stdout + again.stderr
+
+
+def test_resume_refuses_changes_to_the_experiment(workdir):
+    first = run_ganlab(["train", "steps=4", *EVERY_4, "hydra.run.dir=job"], cwd=workdir)
+    assert first.returncode == 0
+    changed = run_ganlab(["train", "resume=job", "objective.n_critic=2"], cwd=workdir)
+    assert changed.returncode == 2 and "objective.n_critic=2 cannot be used with resume" in changed.stderr
+    missing = run_ganlab(["train", "resume=nope"], cwd=workdir)
+    assert missing.returncode == 2 and "resume=nope: no such run directory or checkpoint file" in missing.stderr
+
+
+def start_long_run(workdir: Path, *extra: str) -> subprocess.Popen:
+    args = ganlab_command() + ["train", "steps=100000", *EVERY_4, "hydra.run.dir=long", *extra]
+    return subprocess.Popen(args, cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_checkpoint(workdir: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not list_checkpoints(workdir / "long"):
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("sig,status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_writes_a_checkpoint_and_says_how_to_resume(workdir, sig, status):
+    process = start_long_run(workdir)
+    wait_for_checkpoint(workdir)
+    time.sleep(0.5)
+    process.send_signal(sig)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == status, stderr[-2000:]
+    assert f"resume with: ganlab train resume={workdir / 'long'}" in stderr
+    stopped_at = final_state(workdir / "long")["step"]
+    # The stop wrote a checkpoint at the step it stopped, not only at the last multiple of 4.
+    resumed = run_ganlab(["train", "resume=long", f"steps={stopped_at + 4}"], cwd=workdir)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    whole = run_ganlab(["train", f"steps={stopped_at + 4}", *EVERY_4, "hydra.run.dir=whole"], cwd=workdir)
+    assert whole.returncode == 0
+    assert_same_parameters(final_state(workdir / "long"), final_state(workdir / "whole"))
+
+
+def test_second_sigint_quits_at_once(workdir):
+    process = start_long_run(workdir, "checkpoint_every=100000")
+    wait_for_checkpoint_or_progress = time.monotonic() + 60
+    while "step 4/" not in (Path(workdir / "long" / "train.log").read_text() if (workdir / "long" / "train.log").exists() else ""):
+        assert time.monotonic() < wait_for_checkpoint_or_progress
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=60)
+    assert process.returncode != 0
+
+
+def test_sigkill_never_leaves_a_corrupt_latest_checkpoint(workdir):
+    """Kill -9 at many moments of a run that writes a checkpoint every step: the newest checkpoint
+    always loads, and resume=auto continues from it."""
+    for attempt in range(6):
+        process = start_long_run(workdir, "checkpoint_every=1", "keep_checkpoints=2", "resume=auto", "log_every=1000")
+        wait_for_checkpoint(workdir)
+        time.sleep(0.15 * attempt)  # land at different points of the write cycle
+        process.kill()
+        process.communicate(timeout=60)
+        newest = latest_checkpoint(workdir / "long")
+        state = load_checkpoint(newest)  # raises on a truncated or corrupt file
+        assert state["step"] == int(newest.stem.split("_")[1])
+    assert all(not p.name.endswith(".tmp") or p.name.startswith(".") for p in (workdir / "long" / "checkpoints").iterdir())
