@@ -8,6 +8,7 @@ the final name, and loaded with ``weights_only=True`` so that loading never runs
 from __future__ import annotations
 
 import os
+import re
 import pickle
 import tempfile
 import zipfile
@@ -42,7 +43,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        lines = [re.sub(r"\x1b\[[0-9;]*m", "", line).strip() for line in str(err).splitlines()]
+        first = next((line for line in lines if "Unsupported global" in line), lines[0] if lines else type(err).__name__)
         raise ConfigError(f"checkpoint {path} was refused: it holds objects other than tensors and plain data, and loading it could run code ({first})") from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
         raise ConfigError(f"checkpoint {path} is unreadable (truncated or not a ganlab checkpoint): {str(err).splitlines()[0] if str(err) else type(err).__name__}") from err

@@ -58,7 +58,7 @@ class TrainingFailed(Exception):
         return self.exit_status > 128
 
 
-def one_line(err: BaseException) -> str:
+def first_line(err: BaseException) -> str:
     """The first line of an exception's message (its type name when the message is empty)."""
     text = str(err).strip()
     return text.splitlines()[0] if text else type(err).__name__
@@ -66,7 +66,9 @@ def one_line(err: BaseException) -> str:
 
 def cannot_write(what: str, err: OSError, fix: str) -> ConfigError:
     """A one-line ConfigError for an output that cannot be written, e.g. ``out=/proc/x.npy``."""
-    return ConfigError(f"{what}: cannot write there ({err.strerror or type(err).__name__}: {err.filename or '?'}); {fix}")
+    # mkdir(exist_ok=True) raises FileExistsError only for a path that exists as a file
+    reason = "a file is in the way of a folder" if isinstance(err, FileExistsError) else err.strerror or type(err).__name__
+    return ConfigError(f"{what}: cannot write there ({reason}: {err.filename or '?'}); {fix}")
 
 
 def full_error_requested() -> bool:
@@ -99,7 +101,7 @@ def _hydra_job() -> Any | None:
 
 def record_failure(err: BaseException, job_dir: Path, overrides: list[str]) -> dict[str, str]:
     """Write ``job_dir/failed.json`` for a failed multirun job and log one line; return the task's result."""
-    message = one_line(err)
+    message = first_line(err)
     record: dict[str, Any] = {"overrides": overrides, "error": type(err).__name__, "message": message}
     if not isinstance(err, (ConfigError, TrainingFailed)):
         # Not a user's mistake but an unexpected error (a bug): keep the traceback for the report,
@@ -133,7 +135,7 @@ def report_user_errors(fn: Callable[..., T]) -> Callable[..., T | dict[str, str]
                 return result
             if full_error_requested() or not isinstance(err, (ConfigError, TrainingFailed)):
                 raise  # the original exception, so that the traceback shows where it came from
-            print(f"error: {one_line(err)}", file=sys.stderr, flush=True)
+            print(f"error: {first_line(err)}", file=sys.stderr, flush=True)
             sys.exit(err.exit_status if isinstance(err, TrainingFailed) else EXIT_USAGE)
 
     return wrapper

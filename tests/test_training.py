@@ -34,8 +34,18 @@ class RecordingRun:
     def evaluate(self, step, G, D):
         return {"Metrics/dummy": float(step)}
 
-    def save(self, step, G, D, opt_G, opt_D, G_ema):
+    def save(self, step, state):
+        assert state["step"] == step
         self.saved.append(step)
+
+    def last_good_state(self):
+        return None
+
+    def last_good_description(self):
+        return "no checkpoint"
+
+    def rolled_back(self, step, count, reason, lr_G, lr_D):
+        raise AssertionError("no rollback expected")
 
 
 def build_and_train(overrides: list[str], steps: int = 3, batch_size: int = 8, ema_decay: float = 0.0, precision: str = "fp32"):

@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 from ganlab.apps import CONFIG_DIR
 from ganlab.apps.build import build_data
-from ganlab.apps.finished import open_run
+from ganlab.apps.finished import open_run, run_option
 from ganlab.config import register_configs, validate_device
 from ganlab.errors import ConfigError, cannot_write, report_user_errors
 from ganlab.logger.console import print_summary
@@ -28,7 +28,7 @@ register_configs()
 def main(cfg: DictConfig) -> dict[str, float]:
     validate_device(cfg.device)
     device = resolve_device(cfg.device)
-    run = open_run(cfg.run, device)
+    run = open_run(run_option(cfg), device)
     n = cfg.n if cfg.n is not None else run.config.eval_samples
     if n < 2:
         raise ConfigError(f"n={n} is not allowed: metrics need at least 2 samples")

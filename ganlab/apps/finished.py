@@ -22,6 +22,13 @@ class FinishedRun:
     G: torch.nn.Module  # G_ema when the run kept one, else G; in eval mode
 
 
+def run_option(cfg: DictConfig) -> str:
+    """The ``run=`` of ``ganlab sample`` / ``ganlab eval``, which has no default."""
+    if OmegaConf.is_missing(cfg, "run"):
+        raise ConfigError("run is not set: pass the directory of a finished training run, e.g. run=outputs/runs/<date>/<time>")
+    return cfg.run
+
+
 def open_run(run_dir: str | Path, device: torch.device) -> FinishedRun:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
@@ -34,6 +41,9 @@ def open_run(run_dir: str | Path, device: torch.device) -> FinishedRun:
         raise ConfigError(f"run={run_dir} has no checkpoint yet under {run_dir / CHECKPOINT_DIR} (a run writes one every checkpoint_every steps and at its end)")
     config = OmegaConf.load(config_file)
     state = load_checkpoint(checkpoint_file, map_location=device)
+    missing = [key for key in ("step", "data_shape", "G") if key not in state] if isinstance(state, dict) else ["a dict"]
+    if missing:  # loads safely, but was not written by ganlab train (e.g. a bare state_dict)
+        raise ConfigError(f"checkpoint {checkpoint_file} is not a ganlab checkpoint: it lacks {', '.join(missing)}")
     G, _ = build_networks(config.model, tuple(state["data_shape"]), device)
     key = "G_ema" if "G_ema" in state else "G"
     try:

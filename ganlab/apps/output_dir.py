@@ -1,11 +1,13 @@
-"""Checking that the output directory can be written before anything runs.
+"""Checking the output directory before anything runs: that it can be written, and that it
+does not hold an earlier run that a new one would overwrite.
 
 Hydra creates the run directory (``hydra.run.dir``) or the sweep directory (``hydra.sweep.dir``)
 itself, before the task function starts, so a path that cannot be created (a parent that is a
 file, a read-only file system, ``/proc``) would fail inside Hydra with a traceback and exit
 status 1. This Hydra callback, registered in ``conf/train.yaml`` under ``hydra.callbacks``,
 runs just before that: it creates the directory and writes a probe file into it, and on failure
-prints one line naming the path and exits with status 2.
+prints one line naming the path and exits with status 2. It also refuses, the same way, to start
+a new run in the directory of an earlier run, unless the command resumes that run.
 """
 
 from __future__ import annotations
@@ -47,10 +49,42 @@ def _refuse(key: str, path: Path, err: OSError) -> NoReturn:
     sys.exit(EXIT_USAGE)  # SystemExit passes through Hydra's callback runner, which catches only Exception
 
 
+def earlier_results(run_dir: Path) -> list[str]:
+    """What an earlier training run left in ``run_dir`` that a new run there would overwrite."""
+    found = [name for name in ("metrics.json", "checkpoints") if (run_dir / name).exists()]
+    return found + sorted(p.name for p in run_dir.glob("events.out.tfevents.*"))[:1]
+
+
+def check_not_an_earlier_run(config: DictConfig) -> None:
+    """Refuse to start a new run in the directory of an earlier one, unless ``resume`` is set.
+
+    Hydra writes ``.hydra/config.yaml`` before the task starts and training then rewrites
+    ``metrics.json`` and the checkpoints: a new run (even one that then stops at a bad option)
+    would replace what the earlier run recorded. A folder with only ``.hydra`` and ``train.log``
+    (a run that stopped at a bad option) may be reused.
+    """
+    if full_error_requested():
+        return
+    try:
+        run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir")))
+        resume = OmegaConf.select(config, "resume", default=None)
+    except Exception:  # Hydra reports a broken interpolation itself
+        return
+    if resume:  # continuing that run; resume=auto, which starts afresh where there is no checkpoint, asks for this directory too
+        return
+    found = earlier_results(run_dir)
+    if found:
+        print(f"error: hydra.run.dir={run_dir} already holds a training run ({', '.join(found)}) that a new run would overwrite; "
+              f"choose a new directory, or continue that run with resume={run_dir}", file=sys.stderr, flush=True)
+        sys.exit(EXIT_USAGE)
+
+
 class WritableOutputDir(Callback):
-    """Refuses an unwritable run or sweep directory with one line, before Hydra tries to use it."""
+    """Refuses an unwritable run or sweep directory, or the directory of an earlier run, with one
+    line, before Hydra writes into it."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        check_not_an_earlier_run(config)
         check_writable(config, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:

@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig
 
 from ganlab.apps import CONFIG_DIR
-from ganlab.apps.finished import open_run
+from ganlab.apps.finished import open_run, run_option
 from ganlab.config import register_configs, validate_device
 from ganlab.errors import ConfigError, cannot_write, report_user_errors
 from ganlab.logger.console import console
@@ -45,7 +45,7 @@ def main(cfg: DictConfig) -> None:
         raise ConfigError(f"out={cfg.out} is not allowed: the file must end in {', '.join(SUFFIXES)}")
     validate_device(cfg.device)
     device = resolve_device(cfg.device)
-    run = open_run(cfg.run, device)
+    run = open_run(run_option(cfg), device)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)  # before generating: an unwritable out fails at once
     except OSError as err:

@@ -33,8 +33,8 @@ import torch
 import torchvision
 from torchvision.datasets.utils import check_integrity
 
-from ganlab.data.images import RESOLUTIONS, DeviceImages, check_choice, first_line, resolve_root
-from ganlab.errors import ConfigError
+from ganlab.data.images import RESOLUTIONS, DeviceImages, check_choice, resolve_root
+from ganlab.errors import ConfigError, first_line
 
 log = logging.getLogger("ganlab")
 

@@ -35,8 +35,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ganlab.data.images import DeviceImages, Item, LoaderImages, check_choice, choices, first_line
-from ganlab.errors import ConfigError
+from ganlab.data.images import DeviceImages, Item, LoaderImages, check_choice, choices
+from ganlab.errors import ConfigError, first_line
 
 log = logging.getLogger("ganlab")
 

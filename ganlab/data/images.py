@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
 
-from ganlab.errors import ConfigError
+from ganlab.errors import ConfigError, first_line
 
 log = logging.getLogger("ganlab")
 
@@ -69,11 +69,6 @@ def check_choice(key: str, value: object, allowed: Sequence[object]) -> None:
     same_type = all(type(value) is type(a) for a in allowed)
     if not same_type or value not in allowed:
         raise ConfigError(f"{key}={value} is not allowed: choose {choices(allowed)}")
-
-
-def first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
 
 
 def to_unit_range(images: torch.Tensor) -> torch.Tensor:

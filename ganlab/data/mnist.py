@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 import torchvision
 
-from ganlab.data.images import RESOLUTIONS, DeviceImages, check_choice, first_line, resolve_root
-from ganlab.errors import ConfigError
+from ganlab.data.images import RESOLUTIONS, DeviceImages, check_choice, resolve_root
+from ganlab.errors import ConfigError, first_line
 
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 STACKED_SEED = 0  # the fixed training set of n_train triples is part of the benchmark, not of the run

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-from torchvision.utils import make_grid
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -15,6 +14,10 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 def image_grid(images: torch.Tensor, nrow: int | None = None, padding: int = 2) -> torch.Tensor:
     """(N, C, H, W) images in [-1, 1] -> a uint8 (3, H', W') grid; grayscale becomes RGB."""
+    # Imported here, not at the top: importing torchvision pulls in torch._dynamo, which adds
+    # about 1.5 s to the start of every ganlab command, also those that stop at a bad option.
+    from torchvision.utils import make_grid
+
     images = images.detach().float().cpu()
     if images.shape[1] == 1:
         images = images.repeat(1, 3, 1, 1)
