@@ -13,6 +13,7 @@ from __future__ import annotations
 import enum
 import functools
 import hashlib
+import os
 import re
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ from ganlab.errors import ConfigError
 
 
 class Precision(enum.Enum):
+    auto = "auto"  # bf16 on a GPU with bfloat16 support, fp32 elsewhere (ganlab.precision.resolve_precision)
     fp32 = "fp32"
     bf16 = "bf16"  # autocast to bfloat16: CUDA (Ampere or newer) and CPU; needs no scaler
     fp16 = "fp16"  # autocast to float16 with a GradScaler: CUDA only
@@ -108,6 +110,7 @@ class ObjectiveConfig:
     n_critic: int = 1  # critic steps per generator step
     clip_value: float = 0.01  # constraint=clip: c
     gp_weight: float = 10.0  # constraint=gp: lambda
+    gp_every: int = 1  # constraint=gp: k > 1 = lazy penalty, on 1 critic step in k with weight k * lambda (StyleGAN2)
     sn_power_iterations: int = 1  # constraint=sn: power iterations per critic forward
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
 
@@ -194,7 +197,8 @@ class TrainConfig:
     model: Any = MISSING
     objective: ObjectiveConfig = MISSING
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: Precision = Precision.fp32
+    precision: Precision = Precision.auto
+    compile: bool = False  # torch.compile G and D (the penalty's double backward stays eager)
     seed: int = 0
     steps: int = 5000  # generator steps
     batch_size: int = 256
@@ -318,6 +322,7 @@ def validate_train(cfg: Any) -> None:
     )
     _require(obj.clip_value > 0, "objective.clip_value", obj.clip_value, "the clip bound c must be > 0")
     _require(obj.gp_weight >= 0, "objective.gp_weight", obj.gp_weight, "the penalty weight must be >= 0")
+    _require(obj.gp_every >= 1, "objective.gp_every", obj.gp_every, "must be >= 1: 1 applies the penalty on every critic step, k on one in k")
     _require(obj.sn_power_iterations >= 1, "objective.sn_power_iterations", obj.sn_power_iterations, "must be >= 1")
     _require(
         not obj.saturating or obj.loss == LossName.js,
@@ -331,6 +336,20 @@ def validate_train(cfg: Any) -> None:
     _require(0 < cfg.rollback_lr_factor <= 1, "rollback_lr_factor", cfg.rollback_lr_factor, "must be in (0, 1]")
     _require(0 <= cfg.ema_decay < 1, "ema_decay", cfg.ema_decay, "must be in [0, 1): 0 turns G_ema off, 0.999 is typical")
     validate_device(cfg.device, cfg.precision)
+    if cfg.compile:
+        validate_compile(cfg.device)
+
+
+def validate_compile(device: str) -> None:
+    """torch.compile on the CPU generates C++: refuse it up front when no compiler is installed."""
+    import shutil
+
+    import torch
+
+    on_cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
+    compilers = [os.environ.get("CXX", ""), "g++", "c++", "clang++"]
+    if on_cpu and not any(c and shutil.which(c) for c in compilers):
+        raise ConfigError("compile=true on the CPU needs a C++ compiler (g++ or clang++, or $CXX) and none was found: install one or use compile=false")
 
 
 def validate_device(device: str, precision: Precision = Precision.fp32) -> None:

@@ -39,7 +39,7 @@ def build_objective_from(objective: Any) -> Objective:
     o = plain(objective)
     return build_objective(
         o["loss"], o["constraint"], n_critic=o["n_critic"], saturating=o["saturating"],
-        clip_value=o["clip_value"], gp_weight=o["gp_weight"], sn_power_iterations=o["sn_power_iterations"],
+        clip_value=o["clip_value"], gp_weight=o["gp_weight"], gp_every=o["gp_every"], sn_power_iterations=o["sn_power_iterations"],
     )
 
 

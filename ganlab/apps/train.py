@@ -27,8 +27,9 @@ from ganlab.logger.console import ProgressDisplay, print_config, print_summary
 from ganlab.logger.run import RunLogger
 from ganlab.logger.tensorboard import flatten_hparams
 from ganlab.metrics.evaluator import build_evaluator
-from ganlab.precision import Precision
+from ganlab.precision import Precision, resolve_precision
 from ganlab.runinfo import resolve_device, run_info, write_run_info
+from ganlab.train import fast
 from ganlab.train.ema import EMA
 from ganlab.train.loop import Faults, Interrupted, train
 from ganlab.train.signals import EXIT_STATUS, StopOnSignal
@@ -48,7 +49,7 @@ def seed_everything(seed: int) -> None:
 # the checkpoint has it, or the continuation would not be the same experiment.
 RESUMABLE_KEYS = {
     "resume", "steps", "log_every", "sample_every", "eval_every", "eval_samples", "checkpoint_every",
-    "keep_checkpoints", "device", "threads", "on_nonfinite", "max_rollbacks", "rollback_lr_factor",
+    "keep_checkpoints", "device", "threads", "compile", "on_nonfinite", "max_rollbacks", "rollback_lr_factor",
 }
 
 
@@ -90,14 +91,16 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
     device = resolve_device(cfg.device)
     print_config(OmegaConf.to_yaml(cfg))
     seed_everything(cfg.seed)
+    fast.configure(device)
 
     data = build_data(cfg.dataset, device, cfg.seed)
     G, D = build_networks(cfg.model, data.shape, device)
+    fast.prepare_networks(G, D, device)
     objective = build_objective_from(cfg.objective)
     objective.attach(D)  # before D's optimizer: spectral norm re-registers D's weights
     opt_G, opt_D = build_optimizers_from(cfg.objective, G, D)
     ema = EMA(G, cfg.ema_decay) if cfg.ema_decay > 0 else None
-    precision = Precision(cfg.precision.value, device)
+    precision = Precision(resolve_precision(cfg.precision.value, device, fast.has_convolutions(D)), device)
     evaluator = build_evaluator(
         data, G.z_dim, cfg.eval_samples, cfg.seed,
         classifier_cache_dir=cfg.metrics.classifier_cache, inception_weights=cfg.metrics.inception_weights,
@@ -127,7 +130,7 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
                 G, D, objective, opt_G, opt_D, data, precision, run,
                 steps=cfg.steps, batch_size=cfg.batch_size, log_every=cfg.log_every,
                 sample_every=cfg.sample_every, eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every,
-                ema=ema, stats=stats, start_step=start_step, faults=faults,
+                ema=ema, stats=stats, start_step=start_step, faults=faults, compile=cfg.compile,
             )
         except Interrupted as err:
             raise Interrupted(f"{stop.received.name}: {err}; resume with: ganlab train resume={run_dir}", EXIT_STATUS[stop.received]) from None

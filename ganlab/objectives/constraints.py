@@ -3,7 +3,8 @@
 A constraint has four hooks, all optional:
 
 * ``attach(D)`` changes the critic once, before its optimizer is built (spectral norm);
-* ``penalty(D, real, fake, precision)`` returns a regulariser added to the critic loss (gradient penalty);
+* ``penalty(D, real, fake, precision, critic_step)`` returns a regulariser added to the critic loss
+  (gradient penalty), or None on the critic steps it skips;
 * ``after_critic_step(D)`` runs after each critic optimizer step (weight clipping);
 * ``diagnostics(D)`` returns device tensors to log, called once per log interval.
 
@@ -31,7 +32,7 @@ class Constraint:
     def attach(self, D: nn.Module) -> None:
         pass
 
-    def penalty(self, D: nn.Module, real: Tensor, fake: Tensor, precision: Precision) -> Tensor | None:
+    def penalty(self, D: nn.Module, real: Tensor, fake: Tensor, precision: Precision, critic_step: int = 0) -> Tensor | None:
         return None
 
     def after_critic_step(self, D: nn.Module) -> None:
@@ -91,11 +92,28 @@ def input_gradient_norm(D: nn.Module, x: Tensor, precision: Precision | None = N
     return grad.flatten(1).norm(2, dim=1)
 
 
-class GradientPenalty(Constraint):
-    """WGAN-GP (Gulrajani 2017): weight * E[(||grad D(x_hat)||_2 - 1)^2] on real-fake interpolates."""
+def uncompiled(D: nn.Module) -> nn.Module:
+    """The eager module behind a ``torch.compile`` wrapper (``D`` itself if it is not one).
 
-    def __init__(self, weight: float):
+    AOTAutograd cannot differentiate a compiled graph twice ("torch.compile with aot_autograd does
+    not currently support double backward", torch 2.14), so the penalty runs the eager critic.
+    """
+    return getattr(D, "_orig_mod", D)
+
+
+class GradientPenalty(Constraint):
+    """WGAN-GP (Gulrajani 2017): weight * E[(||grad D(x_hat)||_2 - 1)^2] on real-fake interpolates.
+
+    With ``every`` = k > 1 the penalty is lazy (StyleGAN2, Karras 2020, Sec. 3.1): it is computed on
+    one critic step in k, with its weight multiplied by k, so its average pull is unchanged while
+    k - 1 of k critic steps skip the double backward.
+    """
+
+    def __init__(self, weight: float, every: int = 1):
+        if every < 1:
+            raise ValueError(f"gp_every must be at least 1, got {every}")
         self.weight = weight
+        self.every = every
 
     def attach(self, D: nn.Module) -> None:
         # The penalty is an expectation over samples of each sample's own input gradient; batch
@@ -106,9 +124,11 @@ class GradientPenalty(Constraint):
                 "batch norm mixes the samples the penalty treats one by one; use model.critic_norm=layer, instance or none"
             )
 
-    def penalty(self, D: nn.Module, real: Tensor, fake: Tensor, precision: Precision) -> Tensor:
-        norm = input_gradient_norm(D, interpolates(real, fake), precision, create_graph=True)
-        return self.weight * ((norm - 1) ** 2).mean()  # float32, outside autocast
+    def penalty(self, D: nn.Module, real: Tensor, fake: Tensor, precision: Precision, critic_step: int = 0) -> Tensor | None:
+        if critic_step % self.every:
+            return None
+        norm = input_gradient_norm(uncompiled(D), interpolates(real, fake), precision, create_graph=True)
+        return self.every * self.weight * ((norm - 1) ** 2).mean()  # float32, outside autocast
 
 
 class _SpectralNormWeight(nn.Module):
@@ -175,10 +195,10 @@ class SpectralNorm(Constraint):
         return out
 
 
-# Config name -> factory taking the objective's options (clip_value, gp_weight, sn_power_iterations).
+# Config name -> factory taking the objective's options (clip_value, gp_weight, gp_every, sn_power_iterations).
 CONSTRAINTS: dict[str, Callable[..., Constraint]] = {
     "none": lambda **options: Constraint(),
     "clip": lambda clip_value, **options: WeightClip(clip_value),
-    "gp": lambda gp_weight, **options: GradientPenalty(gp_weight),
+    "gp": lambda gp_weight, gp_every, **options: GradientPenalty(gp_weight, gp_every),
     "sn": lambda sn_power_iterations, **options: SpectralNorm(sn_power_iterations),
 }

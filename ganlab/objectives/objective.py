@@ -29,7 +29,8 @@ class Objective:
         """Let the constraint change the critic; call before building the critic's optimizer."""
         self.constraint.attach(D)
 
-    def critic_loss(self, D: nn.Module, real: Tensor, fake: Tensor, precision: Precision, stats: Stats) -> Tensor:
+    def critic_loss(self, D: nn.Module, real: Tensor, fake: Tensor, precision: Precision, stats: Stats, critic_step: int = 0) -> Tensor:
+        """The critic's loss on one batch; ``critic_step`` (from 0) lets a lazy penalty skip steps."""
         # One forward pass over real and fake together: half the kernel launches, and spectral
         # norm's power iteration runs once per critic step instead of twice.
         with precision.autocast():
@@ -40,7 +41,7 @@ class Objective:
         stats.report("Wasserstein/estimate", d_real.mean() - d_fake.mean())
         stats.report("Critic/D_real", d_real.mean())
         stats.report("Critic/D_fake", d_fake.mean())
-        penalty = self.constraint.penalty(D, real, fake, precision)
+        penalty = self.constraint.penalty(D, real, fake, precision, critic_step)
         if penalty is not None:
             stats.report("Penalty/gp", penalty)
             loss_D = loss_D + penalty
@@ -68,9 +69,10 @@ def build_objective(
     saturating: bool = False,
     clip_value: float = 0.01,
     gp_weight: float = 10.0,
+    gp_every: int = 1,
     sn_power_iterations: int = 1,
 ) -> Objective:
     """Compose an objective from config names, e.g. ``build_objective("hinge", "gp", n_critic=5)``."""
     family = LOSSES["js_saturating" if saturating else loss]
-    options = dict(clip_value=clip_value, gp_weight=gp_weight, sn_power_iterations=sn_power_iterations)
+    options = dict(clip_value=clip_value, gp_weight=gp_weight, gp_every=gp_every, sn_power_iterations=sn_power_iterations)
     return Objective(family, CONSTRAINTS[constraint](**options), n_critic)

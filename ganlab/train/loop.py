@@ -24,6 +24,7 @@ from ganlab.objectives.constraints import input_gradient_norm, interpolates
 from ganlab.errors import TrainingFailed
 from ganlab.precision import Precision
 from ganlab.train.ema import EMA
+from ganlab.train.fast import compiled
 from ganlab.train.state import capture, restore
 
 
@@ -60,6 +61,9 @@ def critic_input_gradients(D: nn.Module, real: torch.Tensor, fake: torch.Tensor)
         out[f"CriticGrad/{name}_mean"] = norm.mean()
         out[f"CriticGrad/{name}_max"] = norm.max()
     return out
+
+
+MIN_LOSS_SCALE = 2.0**-16  # below this the fp16 gradients overflow whatever the scale: the run has diverged
 
 
 def _every(step: int, interval: int, last: int) -> bool:
@@ -115,6 +119,7 @@ def train(
     stats: Stats | None = None,
     start_step: int = 0,
     faults: Faults = Faults(),
+    compile: bool = False,
 ) -> dict[str, float]:
     """Train ``G`` against ``D`` from ``start_step`` to ``steps``; return the final metrics.
 
@@ -122,12 +127,18 @@ def train(
     is the one that pictures and metrics use. The full state (``ganlab.train.state.capture``) goes
     to ``run.save`` every ``checkpoint_every`` steps, at the end and when ``faults.should_stop()``;
     a resumed run passes the restored ``stats`` and ``start_step``.
+
+    With ``compile``, the training forward passes go through ``torch.compile``d views of ``G`` and
+    ``D`` (:func:`ganlab.train.fast.compiled`); they share the parameters, so the optimizers, EMA,
+    checkpoints and pictures use ``G`` and ``D`` themselves.
     """
     device = precision.device
     stats = stats if stats is not None else Stats()
     checkpoint_every = checkpoint_every or steps
     metrics: dict[str, float] = {}
     parts = (G, D, opt_G, opt_D, precision, ema, data, stats)
+    G_fast, D_fast = (compiled(G), compiled(D)) if compile else (G, D)
+    skipped_logged = float(precision.skipped_steps)  # overflowed steps up to the last log
     G.train()
     D.train()
     clock, clock_step, paused = time.perf_counter(), start_step, 0.0  # for steps/s
@@ -138,32 +149,31 @@ def train(
         step += 1
         # Critic: n_critic steps on fresh real and fake batches.
         D.requires_grad_(True)
-        for _ in range(objective.n_critic):
+        for i in range(objective.n_critic):
             real = data.sample(batch_size)
             z = torch.randn(batch_size, G.z_dim, device=device)
             with torch.no_grad(), precision.autocast():
-                fake = G(z).to(real.dtype)
-            loss_D = objective.critic_loss(D, real, fake, precision, stats)
+                fake = G_fast(z).to(real.dtype)
+            critic_step = (step - 1) * objective.n_critic + i  # counts from 0; lazy penalties key on it
+            loss_D = objective.critic_loss(D_fast, real, fake, precision, stats, critic_step)
             opt_D.zero_grad(set_to_none=True)
             precision.backward(loss_D)
             precision.unscale_(opt_D)
             stats.report("GradNorm/D", grad_norm(D))  # before any clipping
-            precision.step(opt_D)
-            precision.update()
+            precision.step(opt_D)  # skipped (and counted) if the scaled gradients overflowed
             objective.after_critic_step(D)
 
         # Generator: one step; the critic's parameters need no gradients here.
         D.requires_grad_(False)
         z = torch.randn(batch_size, G.z_dim, device=device)
         with precision.autocast():
-            fake_G = G(z)
-        loss_G = objective.generator_loss(D, fake_G.float(), precision, stats)
+            fake_G = G_fast(z)
+        loss_G = objective.generator_loss(D_fast, fake_G.float(), precision, stats)
         opt_G.zero_grad(set_to_none=True)
         precision.backward(loss_G)
         precision.unscale_(opt_G)
         stats.report("GradNorm/G", grad_norm(G))
         precision.step(opt_G)
-        precision.update()
         if ema is not None:
             ema.update(G)
         run.progress(step)
@@ -173,8 +183,20 @@ def train(
             for tag, value in {**objective.diagnostics(D), **critic_input_gradients(D, real, fake)}.items():
                 stats.report(tag, value)
             stats.report("Health/nonfinite_params", nonfinite_parameters(G, D))
+            if precision.scaler.is_enabled():
+                stats.report("Precision/skipped_steps", precision.skipped_steps)  # since the start of the run
+                stats.report("Precision/loss_scale", precision.loss_scale())
             scalars = stats.collect()  # the one host-device sync of the interval
             bad = sorted(tag for tag in ("Loss/D", "Loss/G") if not math.isfinite(scalars[tag]))
+            if precision.scaler.is_enabled():
+                # An overflowed fp16 step has an inf loss by design (the AMP recipe) and was skipped,
+                # leaving the parameters untouched: that is the scaler at work, not divergence. A loss
+                # scale that has collapsed means every step overflows, whatever the scale.
+                if scalars["Precision/skipped_steps"] > skipped_logged:
+                    bad = []
+                if scalars["Precision/loss_scale"] < MIN_LOSS_SCALE:
+                    bad.append(f"gradients at every step (the fp16 loss scale fell to {scalars['Precision/loss_scale']:.3g})")
+                skipped_logged = scalars["Precision/skipped_steps"]
             if scalars["Health/nonfinite_params"] > 0:
                 bad.append(f"{scalars['Health/nonfinite_params']:.0f} parameters")
             if bad:
@@ -183,6 +205,7 @@ def train(
                     raise Diverged(_divergence_message(step, bad, faults, rollbacks, run))
                 rollbacks += 1
                 step = restore(good, *parts)
+                skipped_logged = float(precision.skipped_steps)
                 for opt in (opt_G, opt_D):
                     for group in opt.param_groups:
                         group["lr"] *= faults.rollback_lr_factor**rollbacks  # the checkpoint holds the unlowered rates
@@ -194,8 +217,6 @@ def train(
             clock, clock_step, paused = now, step, 0.0
             scalars["LR/G"] = opt_G.param_groups[0]["lr"]
             scalars["LR/D"] = opt_D.param_groups[0]["lr"]
-            if precision.scaler.is_enabled():
-                scalars["Precision/loss_scale"] = precision.scaler.get_scale()
             run.log(step, scalars)
         pause_start = time.perf_counter()  # pictures, metrics and checkpoints don't count as training time
         G_shown = ema.G_ema if ema is not None else G

@@ -58,6 +58,7 @@ def capture(
         "opt_G": opt_G.state_dict(),
         "opt_D": opt_D.state_dict(),
         "scaler": precision.scaler.state_dict(),
+        "skipped_steps": precision.skipped_steps.clone(),
         "stats": stats.state_dict(),
         "data_rng": {name: g.get_state() for name, g in data_generators(data).items()},
         "rng": rng_state(),
@@ -79,6 +80,7 @@ def restore(
     opt_D.load_state_dict(state["opt_D"])
     if state["scaler"]:
         precision.scaler.load_state_dict(state["scaler"])
+    precision.skipped_steps.fill_(int(state.get("skipped_steps", 0)))  # absent in checkpoints older than the counter
     stats.load_state_dict(state["stats"])
     generators = data_generators(data)
     for name, generator_state in state["data_rng"].items():
