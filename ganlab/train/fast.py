@@ -28,10 +28,10 @@ def prepare_networks(G: nn.Module, D: nn.Module, device: torch.device) -> None:
     """Convolutional nets on CUDA go channels_last (NHWC), the layout tensor cores want.
 
     cuDNN picks NHWC kernels when the weights are channels_last, so the inputs need no conversion.
-    On the CPU the default layout stays: channels_last measured no faster there for these sizes.
+    On the CPU the default layout stays: on DCGAN-32 channels_last sped the critic step up in
+    isolation (65 -> 55 ms) but not a whole training step (within noise, 0.99 -> 1.04x).
     """
-    import os
-    if device.type != "cuda" and not os.environ.get("CL"):
+    if device.type != "cuda":
         return
     for net in (G, D):
         if has_convolutions(net):
