@@ -132,6 +132,7 @@ CASES = [
     Case("threads_negative", train("threads=-1"), EXIT_USAGE, "threads=-1 is not allowed"),
     Case("lr_zero", train("objective.optimizer.lr_D=0"), EXIT_USAGE, "objective.optimizer.lr_D=0.0 is not allowed"),
     Case("betas_out_of_range", train("objective.optimizer.betas=[0.5,1.0]"), EXIT_USAGE, "objective.optimizer.betas=[0.5, 1.0] is not allowed"),
+    Case("gp_every_zero", train("objective.gp_every=0"), EXIT_USAGE, "objective.gp_every=0 is not allowed"),
     Case("sn_iterations_zero", train("objective=spectral_norm", "objective.sn_power_iterations=0"), EXIT_USAGE, "objective.sn_power_iterations=0 is not allowed"),
     Case("width_zero", train("model.width=0"), EXIT_USAGE, "model.width=0 is not allowed"),
     Case("ema_decay_one", train("ema_decay=1.0"), EXIT_USAGE, "ema_decay=1.0 is not allowed"),

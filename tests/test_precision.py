@@ -217,3 +217,15 @@ def test_a_collapsed_loss_scale_is_divergence():
     G, D, _ = networks("mlp", "cpu")
     with pytest.raises(Diverged, match=r"fp16 loss scale fell to .*e-0"):
         one_step(G, D, NaNData(), "wasserstein", "gp", Precision("fp16", "cpu"), steps=60)
+
+
+def test_compile_on_a_cpu_without_a_compiler_is_refused(monkeypatch):
+    import ganlab.config
+    from ganlab.errors import ConfigError
+
+    monkeypatch.delenv("CXX", raising=False)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(ConfigError, match="compile=true on the CPU needs a C\\+\\+ compiler"):
+        ganlab.config.validate_compile("cpu")
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/g++" if name == "g++" else None)
+    ganlab.config.validate_compile("cpu")  # a compiler: accepted
