@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import enum
 
 import pytest
@@ -213,3 +214,68 @@ def test_dcgan_init_draws_weights_from_n_0_002():
     assert bn.bias.abs().max().item() == 0.0
     _, D_default = build_dcgan((3, 64, 64), init="default")
     assert D_default.net[0].weight.std().item() > 0.05  # PyTorch's fan-in init is wider
+
+
+# ------------------------------------------------------------------ critic activations
+
+
+def with_native_activations(D: nn.Module) -> nn.Module:
+    """A copy of ``D`` with torch's own ReLU / LeakyReLU in place of ganlab's critic activations."""
+    from ganlab.models import activations
+
+    D = copy.deepcopy(D)
+    for module in D.modules():
+        for name, child in module.named_children():
+            if isinstance(child, activations.ReLU):
+                setattr(module, name, nn.ReLU())
+            elif isinstance(child, activations.LeakyReLU):
+                setattr(module, name, nn.LeakyReLU(child.negative_slope))
+    return D
+
+
+def penalty_gradients(D: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """The parameter gradients of a WGAN-GP critic loss: scores plus the penalty's double backward."""
+    D.zero_grad(set_to_none=True)
+    x = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
+    loss = D(x.detach()).mean() + ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
+    loss.backward()
+    return [p.grad for p in D.parameters()]
+
+
+@pytest.mark.parametrize("model,shape,options", [
+    ("mlp", (2,), {"activation": "relu"}),
+    ("mlp", (2,), {"activation": "leaky_relu"}),
+    ("dcgan", (1, 16, 16), {"critic_norm": "none"}),
+    ("dcgan", (1, 16, 16), {"critic_norm": "layer"}),
+    ("resnet", (3, 32, 32), {"width": 8}),
+])
+def test_critic_activations_give_torchs_values_and_gradients(model, shape, options):
+    """ganlab's critic ReLU/LeakyReLU only change what autograd records: the numbers are torch's, bit for bit."""
+    torch.manual_seed(0)
+    build = {"mlp": build_mlp, "dcgan": build_dcgan, "resnet": build_resnet}[model]
+    _, D = build(shape, **({"width": 8} | options))
+    native = with_native_activations(D)
+    assert any(isinstance(m, (nn.ReLU, nn.LeakyReLU)) for m in native.modules())
+    x = torch.randn(6, *shape)
+    assert torch.equal(D(x), native(x))
+    for ours, theirs in zip(penalty_gradients(D, x), penalty_gradients(native, x)):
+        torch.testing.assert_close(ours, theirs, rtol=1e-6, atol=1e-7)
+
+
+def test_penalty_double_backward_skips_the_dead_path():
+    """With torch's ReLU the double backward multiplies zeros through the forward pass; ganlab's skips it."""
+    from torch.profiler import profile
+
+    torch.manual_seed(0)
+    _, D = build_mlp((2,), width=32, depth=3)
+    x = torch.randn(8, 2)
+
+    def matmuls(critic: nn.Module) -> int:
+        with profile() as prof:
+            penalty_gradients(critic, x)
+        return sum(e.count for e in prof.key_averages() if e.key in ("aten::mm", "aten::addmm"))
+
+    # torch's ReLU sends zeros back through the forward pass on x: below each of the 3 ReLUs, a
+    # Linear layer computes its weight gradient and its input gradient from them (26 vs 32, torch 2.14).
+    assert matmuls(with_native_activations(D)) - matmuls(D) == 6

@@ -25,6 +25,7 @@ import math
 import torch
 from torch import nn
 
+from ganlab.models.activations import LeakyReLU
 from ganlab.models.norms import critic_norm, option
 
 RESOLUTIONS = (16, 32, 64)  # 32: CIFAR-10 / MNIST padded; 64: the paper's LSUN / faces; 16: CPU demos
@@ -79,14 +80,14 @@ class DCGANCritic(nn.Module):
         super().__init__()
         stages = _stages(in_shape)
         size = in_shape[1] // 2
-        layers: list[nn.Module] = [nn.Conv2d(in_shape[0], width, 4, 2, 1), nn.LeakyReLU(0.2)]  # no norm on the input block
+        layers: list[nn.Module] = [nn.Conv2d(in_shape[0], width, 4, 2, 1), LeakyReLU(0.2)]  # no norm on the input block
         channels = width
         for _ in range(stages - 1):
             size //= 2
             layers += [
                 nn.Conv2d(channels, channels * 2, 4, 2, 1, bias=option(norm) == "none"),
                 critic_norm(norm, channels * 2, (size, size)),
-                nn.LeakyReLU(0.2),
+                LeakyReLU(0.2),
             ]
             channels *= 2
         layers.append(nn.Conv2d(channels, 1, 4, 1, 0))  # 4 x 4 -> 1 x 1: the score

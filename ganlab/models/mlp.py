@@ -15,6 +15,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ganlab.models import activations
 from ganlab.models.norms import critic_norm, option
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -23,16 +24,19 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "elu": nn.ELU,
     "tanh": nn.Tanh,
 }
+# The critic's piecewise-linear activations skip the penalty's dead double-backward path (activations.py).
+CRITIC_ACTIVATIONS = {**ACTIVATIONS, "relu": activations.ReLU, "leaky_relu": lambda: activations.LeakyReLU(0.2)}
 
 
-def _layers(in_dim: int, out_dim: int, width: int, depth: int, activation: str, norm: str) -> nn.Sequential:
+def _layers(in_dim: int, out_dim: int, width: int, depth: int, activation: str, norm: str,
+            activations: dict[str, Callable[[], nn.Module]] = ACTIVATIONS) -> nn.Sequential:
     layers: list[nn.Module] = []
     dim = in_dim
     for _ in range(depth):
         layers.append(nn.Linear(dim, width))
         if option(norm) != "none":  # none adds no module, so its state_dict keys stay as they were
             layers.append(critic_norm(norm, width, spatial=None))
-        layers.append(ACTIVATIONS[option(activation)]())
+        layers.append(activations[option(activation)]())
         dim = width
     layers.append(nn.Linear(dim, out_dim))
     return nn.Sequential(*layers)
@@ -70,7 +74,7 @@ class MLPCritic(nn.Module):
 
     def __init__(self, in_shape: tuple[int, ...], width: int, depth: int, activation: str, norm: str):
         super().__init__()
-        self.net = _layers(math.prod(in_shape), 1, width, depth, activation, norm)
+        self.net = _layers(math.prod(in_shape), 1, width, depth, activation, norm, CRITIC_ACTIVATIONS)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x.flatten(1)).squeeze(1)

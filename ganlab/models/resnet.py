@@ -24,9 +24,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ganlab.models.activations import ReLU, relu
 from ganlab.models.norms import critic_norm, option
 
 RESOLUTION = 32  # the CIFAR-10 networks: three 2x stages between 4 x 4 and 32 x 32
@@ -77,7 +77,7 @@ class FirstDownBlock(nn.Module):
         super().__init__()
         self.residual = nn.Sequential(
             _conv3x3(in_channels, out_channels),
-            nn.ReLU(),
+            ReLU(),
             _conv3x3(out_channels, out_channels),
             nn.AvgPool2d(2),
         )
@@ -94,10 +94,10 @@ class DownBlock(nn.Module):
         super().__init__()
         layers: list[nn.Module] = [
             critic_norm(norm, in_channels, (size, size)),
-            nn.ReLU(),  # not in place: the shortcut still reads the block's input
+            ReLU(),  # not in place: the shortcut still reads the block's input
             _conv3x3(in_channels, out_channels),
             critic_norm(norm, out_channels, (size, size)),
-            nn.ReLU(),
+            ReLU(),
             _conv3x3(out_channels, out_channels),
         ]
         shortcut: list[nn.Module] = []
@@ -146,7 +146,7 @@ class ResNetCritic(nn.Module):
         self.linear = nn.Linear(width, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.blocks(x)).sum(dim=(2, 3))  # global sum pooling (SN-GAN)
+        h = relu(self.blocks(x)).sum(dim=(2, 3))  # global sum pooling (SN-GAN)
         return self.linear(h).squeeze(1)
 
 
