@@ -14,7 +14,9 @@ Each case builds G, D and the data from ganlab's own config (as ``ganlab train``
 * **reference**: a loop written the way the popular reference implementations are (the PyTorch
   DCGAN example, caogang/wgan-gp, christiancosgrove/pytorch-spectral-normalization-gan): a
   DataLoader over a TensorDataset, ``.item()`` on every step, separate critic passes on real and
-  fake, the WGAN-GP reference penalty, default Adam, fp32. It starts from the same weights.
+  fake, the WGAN-GP reference penalty, default Adam, fp32. It starts from the same architecture
+  and weights, with torch's own ``nn.ReLU``/``nn.LeakyReLU`` in the critic and, for SN-GAN,
+  ``torch.nn.utils.spectral_norm``, as reference code writes them.
 
 One line per case, ending in ``speedup=<ganlab/reference>`` (generator steps per second):
 steps/s, images/s (real images through the critic: steps/s x n_critic x batch), peak memory (CUDA:
@@ -49,6 +51,7 @@ from ganlab.apps.build import build_data, build_networks, build_objective_from, 
 from ganlab.config import register_configs
 from ganlab.data.images import to_unit_range
 from ganlab.logger.stats import Stats
+from ganlab.models.activations import use_torch_activations
 from ganlab.precision import Precision, resolve_precision
 from ganlab.train import fast
 from ganlab.train.loop import train
@@ -220,6 +223,7 @@ class Reference:
     def __init__(self, cfg, G, D, data, device):
         o = plain(cfg.objective)
         self.kind = {"gp": "wgan_gp", "sn": "sngan"}.get(o["constraint"], "dcgan")
+        use_torch_activations(D)  # nn.ReLU / nn.LeakyReLU, as reference code has them
         if self.kind == "sngan":
             add_torch_spectral_norm(D)
         self.G, self.D, self.device, self.o = G, D, device, o

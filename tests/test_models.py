@@ -221,16 +221,9 @@ def test_dcgan_init_draws_weights_from_n_0_002():
 
 def with_native_activations(D: nn.Module) -> nn.Module:
     """A copy of ``D`` with torch's own ReLU / LeakyReLU in place of ganlab's critic activations."""
-    from ganlab.models import activations
+    from ganlab.models.activations import use_torch_activations
 
-    D = copy.deepcopy(D)
-    for module in D.modules():
-        for name, child in module.named_children():
-            if isinstance(child, activations.ReLU):
-                setattr(module, name, nn.ReLU())
-            elif isinstance(child, activations.LeakyReLU):
-                setattr(module, name, nn.LeakyReLU(child.negative_slope))
-    return D
+    return use_torch_activations(copy.deepcopy(D))
 
 
 def penalty_gradients(D: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:

@@ -67,3 +67,18 @@ class LeakyReLU(nn.Module):
 
     def extra_repr(self) -> str:
         return f"negative_slope={self.negative_slope}"
+
+
+def use_torch_activations(module: nn.Module) -> nn.Module:
+    """Swap these activations in ``module`` for torch's own ``nn.ReLU`` / ``nn.LeakyReLU``, in place.
+
+    For comparisons: the benchmark's reference loop runs the critic the way reference code writes
+    it. (The functional ``relu`` at the end of the ResNet critic's forward stays.)
+    """
+    for parent in module.modules():
+        for name, child in parent.named_children():
+            if isinstance(child, ReLU):
+                setattr(parent, name, nn.ReLU())
+            elif isinstance(child, LeakyReLU):
+                setattr(parent, name, nn.LeakyReLU(child.negative_slope))
+    return module
