@@ -25,14 +25,12 @@ def has_convolutions(module: nn.Module) -> bool:
 
 
 def prepare_networks(G: nn.Module, D: nn.Module, device: torch.device) -> None:
-    """Convolutional nets on CUDA go channels_last (NHWC), the layout tensor cores want.
+    """Convolutional nets go channels_last (NHWC): the layout tensor cores and oneDNN want.
 
-    cuDNN picks NHWC kernels when the weights are channels_last, so the inputs need no conversion.
-    On the CPU the default layout stays: on DCGAN-32 channels_last sped the critic step up in
-    isolation (65 -> 55 ms) but not a whole training step (within noise, 0.99 -> 1.04x).
+    cuDNN and oneDNN pick NHWC kernels when the weights are channels_last, so the inputs need no
+    conversion. On this project's 2-core CPU, a DCGAN-32 training step ran 1.07x faster (WGAN-GP,
+    fp32 and bf16) and 1.17x (JS, bf16), measured in one process against the default layout.
     """
-    if device.type != "cuda":
-        return
     for net in (G, D):
         if has_convolutions(net):
             net.to(memory_format=torch.channels_last)
