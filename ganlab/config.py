@@ -340,15 +340,19 @@ def validate_train(cfg: Any) -> None:
         validate_compile(cfg.device)
 
 
-def validate_compile(device: str) -> None:
-    """torch.compile on the CPU generates C++: refuse it up front when no compiler is installed."""
+def has_cxx_compiler() -> bool:
+    """Whether a C++ compiler that torch.compile's CPU backend can use is installed ($CXX, g++, c++, clang++)."""
     import shutil
 
+    return any(c and shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "c++", "clang++"))
+
+
+def validate_compile(device: str) -> None:
+    """torch.compile on the CPU generates C++: refuse it up front when no compiler is installed."""
     import torch
 
     on_cpu = device == "cpu" or (device == "auto" and not torch.cuda.is_available())
-    compilers = [os.environ.get("CXX", ""), "g++", "c++", "clang++"]
-    if on_cpu and not any(c and shutil.which(c) for c in compilers):
+    if on_cpu and not has_cxx_compiler():
         raise ConfigError("compile=true on the CPU needs a C++ compiler (g++ or clang++, or $CXX) and none was found: install one or use compile=false")
 
 

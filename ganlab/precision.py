@@ -54,6 +54,7 @@ class Precision:
         self.dtype = DTYPES[name]
         self.scaler = torch.amp.GradScaler(self.device.type, init_scale=init_scale, enabled=name == "fp16")
         self.skipped_steps = torch.zeros((), dtype=torch.int64, device=self.device)  # overflowed, not applied
+        self._one = torch.ones((), device=self.device)  # scaled to read the loss scale on the device
 
     def autocast(self) -> contextlib.AbstractContextManager:
         """The context for forward passes; a no-op in fp32."""
@@ -69,7 +70,7 @@ class Precision:
         """The current loss scale as a device tensor (no host sync), or None without a scaler."""
         if not self.scaler.is_enabled():
             return None
-        return self.scaler.scale(torch.ones((), device=self.device))
+        return self.scaler.scale(self._one)
 
     def backward(self, loss: torch.Tensor) -> None:
         self.scale(loss).backward()

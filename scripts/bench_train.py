@@ -211,7 +211,7 @@ def reference_penalty(netD, real_data, fake_data, LAMBDA, device):
 
 def add_torch_spectral_norm(D: nn.Module) -> None:
     """SN-GAN reference code wraps every layer with torch.nn.utils.spectral_norm."""
-    for name, module in list(D.named_modules()):
+    for module in list(D.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, (nn.Linear, nn.Conv2d)):
                 setattr(module, child_name, nn.utils.spectral_norm(child))
@@ -238,6 +238,7 @@ class Reference:
         self.loader = DataLoader(dataset, batch_size=self.B, shuffle=True, drop_last=True)
         self.batches = self.inf_train_gen()
         self.criterion = nn.BCEWithLogitsLoss()
+        self.iteration = {"wgan_gp": self.wgan_gp_iteration, "sngan": self.sngan_iteration, "dcgan": self.dcgan_iteration}[self.kind]
 
     def inf_train_gen(self):
         while True:
@@ -246,7 +247,7 @@ class Reference:
 
     def run(self, steps: int) -> None:
         for _ in range(steps):
-            {"wgan_gp": self.wgan_gp_iteration, "sngan": self.sngan_iteration, "dcgan": self.dcgan_iteration}[self.kind]()
+            self.iteration()
 
     def wgan_gp_iteration(self) -> None:  # caogang/wgan-gp gan_mnist.py
         netG, netD, device = self.G, self.D, self.device

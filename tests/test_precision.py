@@ -4,7 +4,6 @@ penalty, torch.compile against eager, and (on CUDA only) a step free of host syn
 from __future__ import annotations
 
 import copy
-import os
 import shutil
 
 import pytest
@@ -14,6 +13,7 @@ from ganlab.models.dcgan import build_dcgan
 from ganlab.models.mlp import build_mlp
 from ganlab.objectives import build_objective
 from ganlab.objectives.constraints import GradientPenalty
+from ganlab.config import has_cxx_compiler
 from ganlab.data.toy import Gaussians25
 from ganlab.precision import Precision, resolve_precision
 from ganlab.train.loop import train
@@ -153,11 +153,7 @@ def test_lazy_penalty_runs_every_k_critic_steps_with_weight_k():
             torch.testing.assert_close(got, 4 * expected)
 
 
-def has_cxx() -> bool:
-    return any(c and shutil.which(c) for c in (os.environ.get("CXX", ""), "g++", "c++", "clang++"))
-
-
-@pytest.mark.skipif(not has_cxx(), reason="torch.compile on the CPU needs a C++ compiler")
+@pytest.mark.skipif(not has_cxx_compiler(), reason="torch.compile on the CPU needs a C++ compiler")
 @pytest.mark.parametrize("loss,constraint", [("wasserstein", "gp"), ("hinge", "sn")])
 def test_compiled_and_eager_steps_agree(loss, constraint):
     torch._dynamo.reset()
