@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -38,6 +39,11 @@ def run_ganlab(args: list[str], cwd: Path, timeout: int = 300, env: dict | None 
     full_env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
     full_env.update({"OMP_NUM_THREADS": "1", "COLUMNS": "200", **(env or {})})
     return subprocess.run(ganlab_command() + args, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """Every file under ``root`` (hidden ones too) with the sha256 of its bytes."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ not repeated here, except where this table adds the check that nothing was lost.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Callable
 import pytest
 import torch
 
-from conftest import TINY, run_ganlab
+from conftest import TINY, run_ganlab, tree_digest
 from data_formats import write_corrupt_image, write_image_folder, write_tiny_cifar10
 
 pytestmark = pytest.mark.cli
@@ -171,11 +170,6 @@ CASES = [
 
 
 # --------------------------------------------------------------------------- fixtures
-
-
-def tree_digest(root: Path) -> dict[str, str]:
-    """Every file under ``root`` (hidden ones too) with the sha256 of its bytes."""
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""A multirun in which one job fails: the other jobs still run, and the sweep ends with a report.
+"""Multiruns: one job fails and the other jobs still run, the sweep ends with a report; the same
+sweep run again neither overwrites the finished jobs nor stops them from being continued.
 
 The installed ``ganlab`` command in a subprocess, on tiny settings (Hydra's basic launcher runs
 the jobs one after the other in one process).
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import TINY, run_ganlab
+from conftest import TINY, run_ganlab, tree_digest
 
 pytestmark = pytest.mark.cli
 
@@ -54,3 +55,23 @@ def test_diverged_jobs_are_reported_and_a_later_good_sweep_exits_0(workdir: Path
     for job in ("seed=0", "seed=1"):
         assert (workdir / "sweep" / job / "metrics.json").is_file()
         assert not (workdir / "sweep" / job / "failed.json").exists()
+
+
+def test_a_sweep_run_again_keeps_its_finished_jobs_and_resume_auto_continues_and_extends_it(workdir: Path) -> None:
+    sweep = ["train", "-m", *TINY, "hydra.sweep.dir=sweep"]
+    first = run_ganlab([*sweep, "seed=0,1"], cwd=workdir)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    finished = tree_digest(workdir / "sweep")
+
+    again = run_ganlab([*sweep, "seed=0,1"], cwd=workdir)  # e.g. the same command from the shell history
+    assert again.returncode == 2, again.stdout[-2000:] + again.stderr[-2000:]
+    assert again.stderr.startswith("error: hydra.sweep.dir=sweep already holds 2 training run(s)"), again.stderr
+    assert again.stderr.strip().count("\n") == 0 and "resume=auto" in again.stderr
+    assert tree_digest(workdir / "sweep") == finished  # not a byte changed, .hydra included
+
+    more = run_ganlab([*sweep, "seed=0,1,2", "steps=16", "resume=auto"], cwd=workdir)  # train longer, and add a seed
+    assert more.returncode == 0, more.stdout[-2000:] + more.stderr[-2000:]
+    for job in ("seed=0", "seed=1", "seed=2"):
+        assert json.loads((workdir / "sweep" / job / "metrics.json").read_text())["history"][-1]["step"] == 16
+    now = tree_digest(workdir / "sweep")
+    assert now["seed=0/.hydra/config.yaml"] == finished["seed=0/.hydra/config.yaml"]  # the first sweep's record stays

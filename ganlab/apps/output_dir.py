@@ -7,7 +7,8 @@ file, a read-only file system, ``/proc``) would fail inside Hydra with a traceba
 status 1. This Hydra callback, registered in ``conf/train.yaml`` under ``hydra.callbacks``,
 runs just before that: it creates the directory and writes a probe file into it, and on failure
 prints one line naming the path and exits with status 2. It also refuses, the same way, to start
-a new run in the directory of an earlier run, unless the command resumes that run.
+a new run in the directory of an earlier run, or a sweep in a sweep directory that holds earlier
+runs, unless the command resumes them.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, NoReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from ganlab.errors import EXIT_USAGE, cannot_write, full_error_requested
+from ganlab.errors import EXIT_USAGE, FAILED_FILE, cannot_write, full_error_requested
 
 
 def check_writable(config: DictConfig, key: str) -> None:
@@ -49,10 +50,20 @@ def _refuse(key: str, path: Path, err: OSError) -> NoReturn:
     sys.exit(EXIT_USAGE)  # SystemExit passes through Hydra's callback runner, which catches only Exception
 
 
+RESULTS = ("metrics.json", "checkpoints", "events.out.tfevents.*")  # what a training run writes into its directory
+
+
 def earlier_results(run_dir: Path) -> list[str]:
     """What an earlier training run left in ``run_dir`` that a new run there would overwrite."""
-    found = [name for name in ("metrics.json", "checkpoints") if (run_dir / name).exists()]
-    return found + sorted(p.name for p in run_dir.glob("events.out.tfevents.*"))[:1]
+    return [p.name for pattern in RESULTS for p in sorted(run_dir.glob(pattern))[:1]]
+
+
+def resuming(config: DictConfig) -> bool | None:
+    """Whether the command continues earlier runs (``resume`` set); None if Hydra must report a broken config."""
+    try:
+        return bool(OmegaConf.select(config, "resume", default=None))
+    except Exception:  # Hydra reports a broken interpolation itself
+        return None
 
 
 def check_not_an_earlier_run(config: DictConfig) -> None:
@@ -63,14 +74,12 @@ def check_not_an_earlier_run(config: DictConfig) -> None:
     would replace what the earlier run recorded. A folder with only ``.hydra`` and ``train.log``
     (a run that stopped at a bad option) may be reused.
     """
-    if full_error_requested():
+    # With resume, the command continues that run (resume=auto, which starts afresh where there is no checkpoint, asks for this directory too).
+    if full_error_requested() or resuming(config) is not False:
         return
     try:
         run_dir = Path(str(OmegaConf.select(config, "hydra.run.dir")))
-        resume = OmegaConf.select(config, "resume", default=None)
     except Exception:  # Hydra reports a broken interpolation itself
-        return
-    if resume:  # continuing that run; resume=auto, which starts afresh where there is no checkpoint, asks for this directory too
         return
     found = earlier_results(run_dir)
     if found:
@@ -79,13 +88,39 @@ def check_not_an_earlier_run(config: DictConfig) -> None:
         sys.exit(EXIT_USAGE)
 
 
+def check_not_an_earlier_sweep(config: DictConfig) -> None:
+    """Refuse to start a sweep in a sweep directory that holds earlier runs, unless ``resume`` is set.
+
+    Jobs are named by their swept overrides, so the same sweep command with the same
+    ``hydra.sweep.dir`` would write over every finished job: Hydra rewrites its ``.hydra`` before the
+    job starts, and training then its metrics, checkpoints and TensorBoard log. With ``resume=auto``
+    each job continues its own run instead (and one without a checkpoint starts afresh), which is
+    also how to add jobs to a sweep. A job that failed (its ``failed.json``) may be rerun in place:
+    that is how a sweep is retried once the cause is fixed.
+    """
+    if full_error_requested() or resuming(config) is not False:
+        return
+    try:
+        sweep_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir")))
+    except Exception:
+        return
+    found = {p.parent for pattern in RESULTS for p in sweep_dir.rglob(pattern)} if sweep_dir.is_dir() else set()
+    jobs = sorted(job for job in found if not (job / FAILED_FILE).exists())  # a failed job may be retried in place
+    if jobs:
+        example = jobs[0].relative_to(sweep_dir)
+        print(f"error: hydra.sweep.dir={sweep_dir} already holds {len(jobs)} training run(s) of an earlier sweep (e.g. {example}) that this sweep "
+              f"would overwrite; choose a new hydra.sweep.dir, or continue them (and add new jobs) with resume=auto", file=sys.stderr, flush=True)
+        sys.exit(EXIT_USAGE)
+
+
 class WritableOutputDir(Callback):
-    """Refuses an unwritable run or sweep directory, or the directory of an earlier run, with one
-    line, before Hydra writes into it."""
+    """Refuses an unwritable run or sweep directory, or one that holds earlier runs, with one line,
+    before Hydra writes into it."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         check_not_an_earlier_run(config)
         check_writable(config, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        check_not_an_earlier_sweep(config)
         check_writable(config, "hydra.sweep.dir")
