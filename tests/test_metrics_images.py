@@ -246,8 +246,10 @@ def test_classifier_trains_caches_and_loads(tmp_path, caplog, monkeypatch):
 
     monkeypatch.setattr(classifier_module, "train_classifier", no_training)
     caplog.clear()
+    rng_before = torch.random.get_rng_state()
     with caplog.at_level(logging.INFO, logger="ganlab"):
         loaded, loaded_accuracy = get_classifier(data.name, no_training, data.shape, CLASSES, tmp_path, "cpu")
+    assert torch.equal(torch.random.get_rng_state(), rng_before)  # loading draws nothing either (its network is built forked)
     assert loaded_accuracy == accuracy
     assert any("loaded from" in r.message for r in caplog.records)
     x = data.sample(8)

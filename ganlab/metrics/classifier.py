@@ -98,6 +98,18 @@ def accuracy(classifier: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int
     return correct / max(len(y), 1)
 
 
+def untrained_classifier(shape: tuple[int, int, int], num_classes: int, seed: int = 0) -> Classifier:
+    """A freshly initialised :class:`Classifier`, drawn without touching the global RNG.
+
+    The initialisation comes from the global CPU RNG (nn.Module's reset_parameters); it is forked
+    so that the caller's stream, which drives the run's z, is the same whether the classifier is
+    trained or loaded from the cache.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Classifier(shape, num_classes)
+
+
 def train_classifier(
     data: ClassifierData,
     shape: tuple[int, int, int],
@@ -111,12 +123,7 @@ def train_classifier(
     train_x, train_y, test_x, test_y = (t.to(device) for t in data)
     if len(train_x) == 0 or len(test_x) == 0:
         raise ValueError("classifier data needs non-empty train and test splits")
-    # The initialisation comes from the global CPU RNG (nn.Module's reset_parameters); fork it so
-    # that the caller's stream, which drives the run's z, is the same whether we train or load.
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = Classifier(shape, num_classes)
-    model.to(device).train()
+    model = untrained_classifier(shape, num_classes, seed).to(device).train()
     opt = torch.optim.Adam(model.parameters(), lr=TRAIN_LR)
     # Cosine decay to 0: the last steps settle in a minimum instead of hopping around it at full step size.
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / steps)))
@@ -142,7 +149,7 @@ def _load_cached(path: Path, shape: tuple[int, int, int], num_classes: int, devi
         if found != (ARCH_VERSION, tuple(shape), num_classes):
             log.info("classifier cache %s is for (version, shape, classes) = %s, not %s: retraining", path, found, (ARCH_VERSION, tuple(shape), num_classes))
             return None
-        model = Classifier(shape, num_classes)
+        model = untrained_classifier(shape, num_classes)
         model.load_state_dict(state["model"])
         test_accuracy = float(state["test_accuracy"])
     except (ConfigError, AttributeError, KeyError, RuntimeError, TypeError, ValueError) as err:
