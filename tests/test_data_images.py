@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import multiprocessing
@@ -20,7 +21,7 @@ from data_formats import (
 from ganlab.data.cifar10 import CIFAR10
 from ganlab.data.digits import Digits
 from ganlab.data.imagefolder import ImageFiles, ImageFolder, find_images
-from ganlab.data.images import DeviceImages, LoaderImages, default_root, to_unit_range
+from ganlab.data.images import DeviceImages, LoaderImages, StreamSampler, default_root, to_unit_range
 from ganlab.data.mnist import MNIST, FashionMNIST, StackedMNIST
 from ganlab.errors import ConfigError
 
@@ -457,6 +458,36 @@ def test_loader_returns_exactly_n_and_continues_the_stream():
     assert len(multiprocessing.active_children()) == before + 2
     workers.close()
     assert len(multiprocessing.active_children()) == before
+
+
+def test_stream_sampler_started_at_k_continues_a_fresh_sequence():
+    fresh = itertools.islice(iter(StreamSampler(10, seed=5)), 2 * StreamSampler.CHUNK + 40)
+    sequence = list(fresh)
+    for k in (0, 7, StreamSampler.CHUNK, 2 * StreamSampler.CHUNK + 7):  # inside and across the generator's chunks
+        sampler = StreamSampler(10, seed=5)
+        sampler.start = k
+        assert list(itertools.islice(iter(sampler), 33)) == sequence[k:k + 33]
+    assert list(itertools.islice(iter(StreamSampler(10, seed=6)), 40)) != sequence[:40]
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_loader_stream_continues_from_its_state_in_a_new_object_and_after_a_rollback(workers):
+    images, labels = population()
+    make = lambda: LoaderImages(NoiseImages(images, labels), shape=(3, 8, 8), num_classes=4, name="noise-8",
+                                batch_size=16, num_workers=workers, seed=3)
+    first = make()
+    first.sample_labeled(21)  # two batches fetched, 11 images left over; with workers the loader has read further ahead
+    state = first.stream_state()
+    assert state["fetched"] == 32 and len(state["left_images"]) == len(state["left_labels"]) == 11
+    expected = first.sample_labeled(40)
+    resumed = make()
+    resumed.load_stream_state(state)
+    torch.testing.assert_close(resumed.sample_labeled(40), expected)
+    first.load_stream_state(state)  # a rollback: the same object goes back
+    torch.testing.assert_close(first.sample_labeled(40), expected)
+    assert not torch.equal(make().sample_labeled(40)[0], expected[0])  # the control: a fresh stream differs
+    first.close()
+    resumed.close()
 
 
 def test_image_files_report_instead_of_raising(tmp_path):

@@ -15,6 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from ganlab.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint
 
 from conftest import ganlab_command, run_ganlab
+from data_formats import write_image_folder
 
 pytestmark = pytest.mark.cli
 
@@ -56,6 +57,22 @@ def test_stopped_and_resumed_run_is_bit_exact(workdir, objective):
         assert [v for _, v in logged_cut[tag]] == pytest.approx([v for _, v in logged_whole[tag]], rel=0, abs=0, nan_ok=True), tag
     assert (workdir / "cut" / ".hydra" / "config.yaml").read_text() == (workdir / "cut" / ".hydra" / "config.yaml").read_text()
     assert (workdir / "cut" / ".hydra" / "resume_1" / "config.yaml").is_file()  # the first config survives beside it
+
+
+def test_a_streamed_image_folder_resumes_bit_exact(workdir, classifier_cache):
+    """The DataLoader path: the stream continues at the checkpoint's position, not where the workers had read to."""
+    write_image_folder(workdir / "images", per_class=6)
+    images = ["dataset=imagefolder", "dataset.root=images", "dataset.resolution=16", "dataset.in_memory=false", "dataset.num_workers=2",
+              "model=dcgan", "model.width=8", "batch_size=5", "objective=wgan_gp", f"metrics.classifier_cache={classifier_cache}",
+              *[a for a in EVERY_4 if not a.startswith(("batch_size", "model"))]]
+    whole = run_ganlab(["train", *images, "steps=12", "hydra.run.dir=whole"], cwd=workdir)
+    assert whole.returncode == 0, whole.stderr[-2000:]
+    first = run_ganlab(["train", *images, "steps=8", "hydra.run.dir=cut"], cwd=workdir)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert final_state(workdir / "cut")["data_stream"]["fetched"] == 8 * 5 * 5  # streamed: 8 steps of n_critic=5 real batches of 5
+    second = run_ganlab(["train", "resume=cut", "steps=12"], cwd=workdir)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert_same_parameters(final_state(workdir / "whole"), final_state(workdir / "cut"))
 
 
 def test_resume_auto_starts_afresh_then_continues(workdir):

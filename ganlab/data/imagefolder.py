@@ -198,6 +198,13 @@ class ImageFolder:
     def classifier_data(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         return self.store.classifier_data()
 
+    def stream_state(self) -> dict[str, object] | None:
+        """The streamed path's position, for checkpoints; None in device memory, where ``generator`` is all the state."""
+        return None if self.in_memory else self.store.stream_state()
+
+    def load_stream_state(self, state: dict[str, object]) -> None:
+        self.store.load_stream_state(state)
+
     def __len__(self) -> int:
         return len(self.store)
 

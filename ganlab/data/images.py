@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, RandomSampler, Subset
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from ganlab.errors import ConfigError, first_line
 
@@ -211,17 +211,47 @@ class DeviceImages(ImageData):
 # because only the main process can count skipped files.
 Item = tuple[torch.Tensor, int, str, str]
 
-_FOREVER = sys.maxsize  # sampler length: the stream of indices never ends (RandomSampler draws them lazily)
+_FOREVER = sys.maxsize  # sampler length: the stream of indices never ends (drawn lazily)
+
+
+class StreamSampler(Sampler[int]):
+    """Uniform indices with replacement, forever, the same sequence for the same ``seed``.
+
+    The DataLoader reads its sampler ahead of what training has used (workers prefetch), so a
+    generator's state says little about where training is. This sampler is a pure function of
+    ``seed`` and ``start``, a position in its sequence: an iterator begun after ``start = k``
+    yields what a fresh one yields from its k-th index on (resume and rollback set it).
+    """
+
+    CHUNK = 4096  # indices drawn per generator call
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.start = n, seed, 0
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed)
+        skip = self.start
+        while True:
+            chunk = torch.randint(self.n, (self.CHUNK,), generator=generator)
+            if skip >= self.CHUNK:  # positions used before the resume: drawn, not decoded
+                skip -= self.CHUNK
+                continue
+            yield from chunk[skip:].tolist()
+            skip = 0
+
+    def __len__(self) -> int:
+        return _FOREVER
 
 
 class LoaderImages(ImageData):
     """Images streamed by a ``DataLoader`` from a map-style dataset of :data:`Item`, for sets too large for device memory.
 
-    The main stream uses a ``RandomSampler`` with replacement driven by its own CPU generator
-    seeded by ``seed`` (``sampler_generator``), so the same seed gives the same images whatever
-    ``num_workers`` is. ``sample(n)`` returns exactly ``n`` images: loader batches are moved to
-    the device as they arrive (``non_blocking`` from pinned memory on CUDA), joined, and what is
-    left over is kept for the next call. ``sample(n, generator)`` with an explicit generator
+    The main stream's indices come from a :class:`StreamSampler` seeded by ``seed``, so the same
+    seed gives the same images whatever ``num_workers`` is. ``sample(n)`` returns exactly ``n``
+    images: loader batches are moved to the device as they arrive (``non_blocking`` from pinned
+    memory on CUDA), joined, and what is left over is kept for the next call. ``stream_state()``
+    (the position in the index sequence and the leftover) and ``load_stream_state()`` let a resumed
+    run continue the stream exactly where the checkpoint was taken. ``sample(n, generator)`` with an explicit generator
     draws its indices from that generator and decodes them in a separate pass (for held-out
     evaluation sets); it does not disturb the main stream.
 
@@ -241,13 +271,13 @@ class LoaderImages(ImageData):
         self.on_corrupt = on_corrupt
         self.skipped: list[str] = []
         self._skipped_set: set[str] = set()
-        self.sampler_generator = torch.Generator().manual_seed(seed)
-        sampler = RandomSampler(dataset, replacement=True, num_samples=_FOREVER, generator=self.sampler_generator)
-        self.loader = self._make_loader(dataset, sampler, stream=True)
+        self.sampler = StreamSampler(len(dataset), seed)
+        self.loader = self._make_loader(dataset, self.sampler, stream=True)
         self._batches = None  # the loader's iterator, started at the first sample (workers start then)
+        self._fetched = 0  # positions of the index sequence taken from the loader so far
         self._left: tuple[torch.Tensor, torch.Tensor] | None = None  # drawn but not yet returned
 
-    def _make_loader(self, dataset: Dataset, sampler: RandomSampler | None = None, stream: bool = False) -> DataLoader:
+    def _make_loader(self, dataset: Dataset, sampler: StreamSampler | None = None, stream: bool = False) -> DataLoader:
         """The main stream's loader (``stream``: workers kept alive, pinned batches on CUDA), or a one-pass decoder."""
         # The loader's own generator only seeds the workers; without it, DataLoader draws that
         # seed from the global RNG, which would shift the noise z of every later step.
@@ -290,6 +320,7 @@ class LoaderImages(ImageData):
         have = sum(len(x) for x in xs)
         while have < n:
             images, labels, bad_paths, messages = self._next_batch()
+            self._fetched += len(images)
             good = self._good(bad_paths, messages)
             if good is not None:
                 images, labels = images[good], labels[good]
@@ -299,6 +330,18 @@ class LoaderImages(ImageData):
         x, y = torch.cat(xs), torch.cat(ys)
         self._left = (x[n:], y[n:]) if len(x) > n else None
         return x[:n], y[:n]
+
+    def stream_state(self) -> dict[str, object]:
+        """Where the main stream is: plain data and tensors, for a checkpoint."""
+        images, labels = self._left if self._left is not None else (torch.empty(0, *self.shape, dtype=torch.uint8), torch.empty(0, dtype=torch.int64))
+        return {"fetched": self._fetched, "left_images": images.cpu(), "left_labels": labels.cpu()}
+
+    def load_stream_state(self, state: dict[str, object]) -> None:
+        """Continue the main stream from ``state``; batches the loader had read ahead are dropped."""
+        self._fetched = self.sampler.start = int(state["fetched"])
+        self._batches = None  # a new iterator reads the sampler from its new start
+        left = state["left_images"], state["left_labels"]
+        self._left = (left[0].to(self.device), left[1].to(self.device)) if len(left[0]) else None
 
     def decode(self, indices: Sequence[int], warn: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Decode the given images in one pass (workers, no shuffling): uint8 images, labels and a readable mask, on the host.

@@ -61,6 +61,7 @@ def capture(
         "skipped_steps": precision.skipped_steps.clone(),
         "stats": stats.state_dict(),
         "data_rng": {name: g.get_state() for name, g in data_generators(data).items()},
+        "data_stream": data.stream_state() if hasattr(data, "stream_state") else None,  # a streamed image set's position
         "rng": rng_state(),
     }
     if ema is not None:
@@ -84,7 +85,10 @@ def restore(
     stats.load_state_dict(state["stats"])
     generators = data_generators(data)
     for name, generator_state in state["data_rng"].items():
-        generators[name].set_state(generator_state)
+        if name in generators:  # checkpoints before the StreamSampler also hold a streamed set's sampler_generator
+            generators[name].set_state(generator_state)
+    if state.get("data_stream") is not None and hasattr(data, "load_stream_state"):
+        data.load_stream_state(state["data_stream"])
     if ema is not None:
         if "G_ema" in state:
             ema.G_ema.load_state_dict(state["G_ema"])
