@@ -1,6 +1,6 @@
 """Training throughput of ganlab against a reference-style loop, measured side by side in one process.
 
-    python scripts/bench_train.py                     # the CPU cases; on a GPU machine also the CUDA grid
+    python scripts/bench_train.py                     # the CPU cases (WGAN-GP, precision=auto); on a GPU machine also the CUDA grid
     python scripts/bench_train.py --cases dcgan32-digits --objectives js,wgan_gp,spectral_norm
     python scripts/bench_train.py --cases resnet32 --precisions fp32,bf16 --seconds 20
     python scripts/bench_train.py --compile           # ganlab with compile=true as well
@@ -70,7 +70,7 @@ CASES = {
     "dcgan64": Case(("dataset=digits", "dataset.resolution=64", "model=dcgan"), 64, "cuda"),  # width 64
     "resnet32": Case(("dataset=digits", "dataset.resolution=32", "model=resnet"), 64, "cuda"),  # width 128
 }
-CPU_DEFAULT = {"cases": ["mlp-gaussians25", "dcgan32-digits"], "objectives": ["wgan_gp"], "precisions": ["fp32"]}
+CPU_DEFAULT = {"cases": ["mlp-gaussians25", "dcgan32-digits"], "objectives": ["wgan_gp"], "precisions": ["auto"]}  # auto: what `ganlab train` picks
 CUDA_DEFAULT = {"cases": ["dcgan64", "resnet32"], "objectives": ["js", "wgan_gp", "spectral_norm"], "precisions": ["fp32", "bf16", "fp16"]}
 TOY_POINTS = 100_000  # the reference's TensorDataset of toy points
 MIN_ROUND_STEPS = 5  # ganlab's loop ends each call with a log step (one sync, diagnostics): amortise it
@@ -405,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", help=f"comma-separated, from {', '.join(CASES)} (default: the CPU cases, and the CUDA ones on a GPU)")
     parser.add_argument("--objectives", help="comma-separated ganlab presets (default: wgan_gp on CPU; js,wgan_gp,spectral_norm on CUDA)")
-    parser.add_argument("--precisions", help="comma-separated, from auto, fp32, bf16, fp16 (default: fp32 on CPU; fp32,bf16,fp16 on CUDA)")
+    parser.add_argument("--precisions", help="comma-separated, from auto, fp32, bf16, fp16 (default: auto, ganlab's default, on CPU; fp32,bf16,fp16 on CUDA)")
     parser.add_argument("--seconds", type=float, default=10.0, help="timed seconds per loop and case (default 10)")
     parser.add_argument("--rounds", type=int, default=10, help="interleaved timing rounds; medians count (default 10)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (cuDNN autotuning, allocator)")
