@@ -29,7 +29,7 @@ from ganlab.errors import ConfigError
 
 
 class Precision(enum.Enum):
-    auto = "auto"  # bf16 on a GPU with bfloat16 support, fp32 elsewhere (ganlab.precision.resolve_precision)
+    auto = "auto"  # bf16 on a GPU with bfloat16 support and for conv nets on CPUs with native bf16, else fp32 (ganlab.precision.resolve_precision)
     fp32 = "fp32"
     bf16 = "bf16"  # autocast to bfloat16: CUDA (Ampere or newer) and CPU; needs no scaler
     fp16 = "fp16"  # autocast to float16 with a GradScaler: CUDA only

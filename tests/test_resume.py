@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import signal
 import subprocess
@@ -82,6 +83,19 @@ def test_resume_auto_starts_afresh_then_continues(workdir):
     assert again.returncode == 0, again.stderr[-2000:]
     assert [p.name for p in list_checkpoints(workdir / "job")] == ["step_0000004.pt", "step_0000008.pt"]
     assert "resuming" in again.stdout + again.stderr
+
+
+def test_a_resume_in_another_precision_says_so(workdir):
+    first = run_ganlab(["train", "steps=4", *EVERY_4, "hydra.run.dir=job"], cwd=workdir)  # auto: fp32 for the MLP on a CPU
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert final_state(workdir / "job")["precision"] == "fp32"
+    same = run_ganlab(["train", "resume=job", "steps=8"], cwd=workdir)
+    assert same.returncode == 0 and "trained in" not in same.stdout + same.stderr
+    other = run_ganlab(["train", "resume=job", "steps=12", "precision=bf16"], cwd=workdir)  # e.g. moved to a GPU with precision=auto
+    assert other.returncode == 0, other.stderr[-2000:]
+    assert "this run trained in fp32 up to step 8 and continues in bf16" in other.stdout + other.stderr
+    assert json.loads((workdir / "job" / "run_info_resume_8.json").read_text())["precision"] == "bf16"
+    assert final_state(workdir / "job")["precision"] == "bf16"
 
 
 def test_resume_refuses_changes_to_the_experiment(workdir):

@@ -49,7 +49,7 @@ def seed_everything(seed: int) -> None:
 # the checkpoint has it, or the continuation would not be the same experiment.
 RESUMABLE_KEYS = {
     "resume", "steps", "log_every", "sample_every", "eval_every", "eval_samples", "checkpoint_every",
-    "keep_checkpoints", "device", "threads", "compile", "on_nonfinite", "max_rollbacks", "rollback_lr_factor",
+    "keep_checkpoints", "device", "threads", "compile", "precision", "on_nonfinite", "max_rollbacks", "rollback_lr_factor",
 }
 
 
@@ -114,13 +114,17 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
             detail = " ".join(line.strip() for line in str(err).splitlines()[:3])
             raise ConfigError(f"resume={cfg.resume}: checkpoint {checkpoint} does not fit this run: {detail[:300]}") from err
         log.info("resuming %s from step %d (%s)", run_dir, start_step, checkpoint)
+        trained_in = saved.get("precision")  # the resolved precision; absent in checkpoints written before it was kept
+        if trained_in and trained_in != precision.name:
+            log.warning("this run trained in %s up to step %d and continues in %s (precision=%s on %s); pass precision=%s to keep %s",
+                        trained_in, start_step, precision.name, cfg.precision.value, device.type, trained_in, trained_in)
     write_run_info(run_dir / ("run_info.json" if not start_step else f"run_info_resume_{start_step}.json"), run_info(device, precision.name))
 
     config = plain(cfg)
     metrics = None
     with ProgressDisplay(cfg.steps, live=not multirun, start_step=start_step) as progress, StopOnSignal() as stop:
         run = RunLogger(
-            run_dir, evaluator, progress, checkpoint_meta={"config": config, "data_shape": list(data.shape)},
+            run_dir, evaluator, progress, checkpoint_meta={"config": config, "data_shape": list(data.shape), "precision": precision.name},
             device=device, keep_checkpoints=cfg.keep_checkpoints, start_step=start_step,
         )
         run.start(flatten_hparams(config))
