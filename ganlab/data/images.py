@@ -251,9 +251,9 @@ class LoaderImages(ImageData):
     images: loader batches are moved to the device as they arrive (``non_blocking`` from pinned
     memory on CUDA), joined, and what is left over is kept for the next call. ``stream_state()``
     (the position in the index sequence and the leftover) and ``load_stream_state()`` let a resumed
-    run continue the stream exactly where the checkpoint was taken. ``sample(n, generator)`` with an explicit generator
-    draws its indices from that generator and decodes them in a separate pass (for held-out
-    evaluation sets); it does not disturb the main stream.
+    run continue the stream exactly where the checkpoint was taken. ``sample(n, generator)`` with
+    an explicit generator draws its indices from that generator and decodes them in a separate
+    pass (for held-out evaluation sets); it does not disturb the main stream.
 
     An unreadable image (``bad_path`` set) stops sampling with its message when ``on_corrupt`` is
     ``"stop"``; with ``"skip"`` it is recorded in ``skipped``, logged, and another image is drawn.
