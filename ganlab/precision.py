@@ -2,9 +2,10 @@
 
 ``Precision("bf16", device)`` autocasts forward passes to bfloat16 (CUDA and CPU) and needs no
 scaler; ``"fp16"`` autocasts to float16 and scales the losses with a GradScaler so that small
-gradients do not underflow; ``"fp32"`` turns both off; ``"auto"`` (:func:`resolve_precision`) is
-the fast one for the device and network (bf16 on GPUs that support it). The loop and the objectives go through this
-object only, so they never branch on the precision themselves.
+gradients do not underflow; ``"fp32"`` turns both off. ``"auto"`` is resolved to one of those
+first, by :func:`resolve_precision`: bf16 on GPUs that support it and for convolutional networks
+on CPUs with native bfloat16, fp32 otherwise. The loop and the objectives go through this object
+only, so they never branch on the precision themselves.
 
 Parameters and optimizer states always stay float32: autocast casts copies for the forward pass,
 so weight clipping and the optimizer act on the fp32 master weights.
