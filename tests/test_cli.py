@@ -61,6 +61,7 @@ def test_train_writes_a_complete_run_directory(workdir, objective):
     assert "_hparams_/experiment" in acc.Tags()["tensors"] or acc.summary_metadata  # HParams entry
 
     assert "run directory" in result.stdout and str(run_dir) in result.stdout.replace("\n", "")
+    assert f"tensorboard --logdir {run_dir}" in result.stdout.replace("\n", "")  # where the event files just checked are
 
 
 def test_hparams_entry_lists_hyperparameters_and_metrics(workdir):
