@@ -61,7 +61,7 @@ def test_train_writes_a_complete_run_directory(workdir, objective):
     assert "_hparams_/experiment" in acc.Tags()["tensors"] or acc.summary_metadata  # HParams entry
 
     assert "run directory" in result.stdout and str(run_dir) in result.stdout.replace("\n", "")
-    assert f"tensorboard --logdir {run_dir}" in result.stdout.replace("\n", "")  # where the event files just checked are
+    assert f"TensorBoard: tensorboard --logdir {run_dir}\n" in result.stdout  # one line to copy; the event files just checked are there
 
 
 def test_hparams_entry_lists_hyperparameters_and_metrics(workdir):

@@ -87,5 +87,6 @@ def print_summary(metrics: dict[str, float], run_dir: Path, title: str = "ganlab
     for tag, value in metrics.items():
         table.add_row(tag, f"{value:.4g}")
     table.add_row("run directory", str(run_dir))
-    table.add_row("TensorBoard", f"tensorboard --logdir {run_dir}")  # the event files are in the run directory itself
     console().print(table)
+    # One unbroken line, to copy: a table cell would wrap a long path. The event files are in the run directory itself.
+    console().print(f"TensorBoard: tensorboard --logdir {run_dir}", soft_wrap=True, highlight=False, markup=False)
