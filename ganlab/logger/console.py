@@ -1,20 +1,22 @@
 """What a person sees in the terminal: the config at start, progress while training, a summary at the end.
 
-In an interactive terminal progress is a live rich bar (step, steps/s, ETA, last losses). When the
-output is a file or pipe, or in a multirun (where several jobs' bars would fight), it degrades to
-one plain log line per log interval, which also lands in Hydra's job log file.
+In an interactive terminal progress is a live rich bar (step, steps/s, ETA; the last losses on the
+line below). When the output is a file or pipe, or in a multirun (where several jobs' bars would
+fight), it degrades to one plain log line per log interval, which also lands in Hydra's job log file.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Iterable
 from pathlib import Path
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.syntax import Syntax
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 log = logging.getLogger("ganlab")
 
@@ -36,7 +38,38 @@ def _losses_text(scalars: dict[str, float]) -> str:
     return "  ".join(f"{tag}={scalars[tag]:.4g}" for tag in SHOWN_LOSSES if tag in scalars)
 
 
+class _BarThenLosses(Progress):
+    """rich's Progress with each task's losses on a line of their own under its bar.
+
+    In the bar's row the losses took the width that the step count, the elapsed time and the ETA
+    need: rich cuts every column of the row to fit the terminal, so at 100 columns those read
+    ``73…``, ``0:0…``. On their own line they wrap between entries (``tag=value`` never splits).
+    """
+
+    def get_renderables(self) -> Iterable[RenderableType]:
+        yield self.make_tasks_table(self.tasks)
+        for task in self.tasks:
+            if task.fields.get("losses"):
+                yield Text(task.fields["losses"])
+
+
+def _whole() -> Column:
+    """A column rich may not wrap or collapse, so that only the bar gives way in a narrow terminal."""
+    return Column(no_wrap=True)
+
+
 class ProgressDisplay:
+    """Training progress: a live rich bar in an interactive terminal, else one log line per interval.
+
+    The bar's row holds the step count, steps/s, elapsed time and ETA, whole from 80 columns up;
+    the last losses (``SHOWN_LOSSES``) go on the line below it.
+
+    Args:
+        total_steps: the step the run ends at.
+        live: show the live bar; it is shown only if rich's console is also a terminal.
+        start_step: the step the run starts from (a resumed run's checkpoint step).
+    """
+
     def __init__(self, total_steps: int, live: bool, start_step: int = 0):
         self.total = total_steps
         self.live = live and console().is_terminal
@@ -46,15 +79,14 @@ class ProgressDisplay:
 
     def __enter__(self) -> "ProgressDisplay":
         if self.live:
-            self._progress = Progress(
+            self._progress = _BarThenLosses(
                 TextColumn("[bold]train"),
                 BarColumn(),
-                MofNCompleteColumn(),
+                MofNCompleteColumn(table_column=_whole()),
                 TextColumn("{task.fields[speed]}"),
-                TimeElapsedColumn(),
+                TimeElapsedColumn(table_column=_whole()),
                 TextColumn("ETA"),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[losses]}"),
+                TimeRemainingColumn(table_column=_whole()),
                 console=console(),
                 transient=False,
             )
