@@ -29,6 +29,12 @@ def compose_train(overrides: list[str] = ()) -> object:
         return compose(config_name="train", overrides=list(overrides))
 
 
+def compose_train_with_hydra(overrides: list[str] = ()) -> object:
+    """The train config with its ``hydra`` node, as a run sees it (for in-process runs: tests/inprocess.py)."""
+    with initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides), return_hydra_config=True)
+
+
 def ganlab_command() -> list[str]:
     """The installed console script (the one a user runs), next to this Python."""
     script = Path(sys.executable).with_name("ganlab")

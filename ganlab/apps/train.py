@@ -32,6 +32,7 @@ from ganlab.runinfo import resolve_device, run_info, write_run_info
 from ganlab.train import fast
 from ganlab.train.ema import EMA
 from ganlab.train.loop import Faults, Interrupted, train
+from ganlab.train.observe import observing
 from ganlab.train.signals import EXIT_STATUS, StopOnSignal
 from ganlab.train.state import restore
 
@@ -101,10 +102,11 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
     opt_G, opt_D = build_optimizers_from(cfg.objective, G, D)
     ema = EMA(G, cfg.ema_decay) if cfg.ema_decay > 0 else None
     precision = Precision(resolve_precision(cfg.precision.value, device, fast.has_convolutions(D)), device)
-    evaluator = build_evaluator(
-        data, G.z_dim, cfg.eval_samples, cfg.seed,
-        classifier_cache_dir=cfg.metrics.classifier_cache, inception_weights=cfg.metrics.inception_weights,
-    )
+    with observing(G, D):  # the metric classifier (trained or cached) and held-out draws leave the run as it was
+        evaluator = build_evaluator(
+            data, G.z_dim, cfg.eval_samples, cfg.seed,
+            classifier_cache_dir=cfg.metrics.classifier_cache, inception_weights=cfg.metrics.inception_weights,
+        )
     stats = Stats()
     start_step = 0
     if saved is not None:

@@ -63,9 +63,13 @@ class WeightClip(Constraint):
         return {"Clip/fraction_at_bound": at_bound}
 
 
-def interpolates(real: Tensor, fake: Tensor) -> Tensor:
-    """x_hat = eps * real + (1 - eps) * fake, one eps ~ U[0, 1] per sample (WGAN-GP, Alg. 1)."""
-    eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype)
+def interpolates(real: Tensor, fake: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """x_hat = eps * real + (1 - eps) * fake, one eps ~ U[0, 1] per sample (WGAN-GP, Alg. 1).
+
+    ``real`` and ``fake`` have the same shape (n, ...); eps is drawn from ``generator``, or from the
+    global RNG when None (the training step's penalty, whose draws are part of the trajectory).
+    """
+    eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype, generator=generator)
     return eps * real + (1 - eps) * fake
 
 

@@ -25,6 +25,7 @@ from ganlab.errors import TrainingFailed
 from ganlab.precision import Precision
 from ganlab.train.ema import EMA
 from ganlab.train.fast import compiled
+from ganlab.train.observe import observer_generator, observing
 from ganlab.train.state import capture, restore
 
 
@@ -53,13 +54,24 @@ def grad_norm(module: nn.Module) -> torch.Tensor:
     return torch.nn.utils.get_total_norm(grads)
 
 
-def critic_input_gradients(D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Mean and max of ||dD/dx|| at real, fake and interpolated points, in fp32 (a diagnostic)."""
+CRITIC_GRAD_STREAM = 1  # observer_generator stream of the critic-gradient diagnostic's interpolation points
+
+
+def critic_input_gradients(D: nn.Module, real: torch.Tensor, fake: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
+    """Mean and max of ||dD/dx|| at real, fake and interpolated points, in fp32 (a diagnostic).
+
+    ``real`` and ``fake`` are (n, ...) batches. The critic runs as in training (its batch-norm and
+    spectral-norm layers behave as the penalty sees them), inside :func:`observing`, and the
+    interpolation weights come from a generator seeded by ``step``: the run continues exactly as it
+    would have without the diagnostic, and a step's figures do not depend on ``log_every``.
+    """
     out = {}
-    for name, x in (("real", real), ("fake", fake), ("interp", interpolates(real, fake))):
-        norm = input_gradient_norm(D, x)
-        out[f"CriticGrad/{name}_mean"] = norm.mean()
-        out[f"CriticGrad/{name}_max"] = norm.max()
+    with observing(D):
+        x_hat = interpolates(real, fake, generator=observer_generator(real.device, step, CRITIC_GRAD_STREAM))
+        for name, x in (("real", real), ("fake", fake), ("interp", x_hat)):
+            norm = input_gradient_norm(D, x)
+            out[f"CriticGrad/{name}_mean"] = norm.mean()
+            out[f"CriticGrad/{name}_max"] = norm.max()
     return out
 
 
@@ -179,8 +191,10 @@ def train(
         run.progress(step)
 
         if _every(step, log_every, steps):
-            D.requires_grad_(True)
-            for tag, value in {**objective.diagnostics(D), **critic_input_gradients(D, real, fake)}.items():
+            with observing(D):
+                D.requires_grad_(True)
+                diagnostics = {**objective.diagnostics(D), **critic_input_gradients(D, real, fake, step)}
+            for tag, value in diagnostics.items():
                 stats.report(tag, value)
             stats.report("Health/nonfinite_params", nonfinite_parameters(G, D))
             if precision.scaler.is_enabled():
@@ -220,16 +234,20 @@ def train(
             run.log(step, scalars)
         pause_start = time.perf_counter()  # pictures, metrics and checkpoints don't count as training time
         G_shown = ema.G_ema if ema is not None else G
+        # Observers: whatever they draw or run, the trajectory goes on as if they had not looked.
         if _every(step, sample_every, steps):
-            run.sample(step, G_shown, D)
+            with observing(G, D, G_shown):
+                run.sample(step, G_shown, D)
         if _every(step, eval_every, steps):
-            metrics = run.evaluate(step, G_shown, D)
+            with observing(G, D, G_shown):
+                metrics = run.evaluate(step, G_shown, D)
         stopping = faults.should_stop()
         if _every(step, checkpoint_every, steps) or stopping:
             # Never let a diverged state replace the last good checkpoint (one sync per checkpoint).
             if nonfinite_parameters(G, D).item() > 0:
                 raise Diverged(_divergence_message(step, ["parameters"], faults, rollbacks, run))
-            run.save(step, capture(step, *parts))
+            with observing(G, D):
+                run.save(step, capture(step, *parts))
         if stopping:
             raise Interrupted(f"stopped at step {step} of {steps}; the checkpoint is saved", exit_status=130)
         paused += time.perf_counter() - pause_start
