@@ -6,9 +6,17 @@ ignored. When every image lies in a sub-folder of ``root`` and there are at leas
 the sorted sub-folder names are the classes; otherwise the set is unlabeled (``num_classes``
 None).
 
-Each image is converted to RGB (``channels=3``) or grey (``channels=1``) and resized with
-Lanczos, as StyleGAN's ``dataset_tool.py`` does: with ``center_crop`` the shorter side goes to
-``resolution`` and the centre square is kept; without it the whole image is squeezed to a square.
+Every image Pillow opens is turned into 8-bit RGB (``channels=3``) or grey (``channels=1``) by
+one rule, in :func:`to_8bit`: the EXIF orientation is applied first; integer samples are mapped
+linearly from the full range of their bit depth to 0..255 (16-bit ``I;16*``: 0..65535; 32-bit
+``I``: its file's declared depth, see :func:`integer_range`); float ``F`` is read as brightness in
+[0, 1] and refused outside it; transparency (an alpha channel, or a PNG/palette transparent
+colour) is composited on black, i.e. each channel is multiplied by alpha / 255; colour modes
+(CMYK, YCbCr, LAB, HSV, palette) go through Pillow's own conversion to RGB, and grey is RGB's
+ITU-R 601-2 luma. A refused image is handled like an unreadable one (below). The result is
+resized with Lanczos, as StyleGAN's ``dataset_tool.py`` does: with ``center_crop`` the shorter
+side goes to ``resolution`` and the centre square is kept; without it the whole image is squeezed
+to a square.
 
 ``in_memory`` chooses the storage (a string, as the YAML and the command line give it, or a bool):
 
@@ -16,10 +24,12 @@ Lanczos, as StyleGAN's ``dataset_tool.py`` does: with ``center_crop`` the shorte
   when the decoded uint8 set is under 1 GiB, else stream it (:class:`~ganlab.data.images.LoaderImages`);
 - ``"true"`` / ``"false"``: force one or the other.
 
-An unreadable image is found before training on the in-memory path (everything is decoded at
-construction) and at its first read on the streamed path. ``on_corrupt="stop"`` raises a
-ConfigError naming the file; ``"skip"`` leaves it out, lists it in ``skipped`` and logs
-"skipped N unreadable images, e.g. <path>".
+An unreadable image, or one whose values the rule above refuses (``F`` outside [0, 1]), is
+found before training on the in-memory path (everything is decoded at construction) and at its
+first read on the streamed path. ``on_corrupt="stop"`` raises a ConfigError naming the file (and,
+for a refused one, its mode and why); ``"skip"`` leaves it out, lists it in ``skipped`` and logs
+"skipped N unreadable images, e.g. <path>": a refused image cannot be used as it is, so it counts
+as unreadable.
 """
 
 from __future__ import annotations
@@ -32,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
 from ganlab.data.images import DeviceImages, Item, LoaderImages, check_choice, choices
@@ -40,10 +50,16 @@ from ganlab.errors import ConfigError, first_line
 
 log = logging.getLogger("ganlab")
 
-EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif")
+EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 RESOLUTIONS = (8, 16, 32, 64, 128, 256)
 IN_MEMORY_LIMIT = 1 << 30  # bytes of decoded uint8 below which "auto" keeps the set in device memory
 MODES = {1: "L", 3: "RGB"}
+CONVERSION = 2  # bumped when to_8bit changes what a file decodes to: it is part of the cache key (classifiers)
+GREY_MODES = ("1", "L")
+COLOUR_MODES = ("RGB", "RGBX", "P", "CMYK", "YCbCr", "LAB", "HSV")
+ALPHA_MODES = {"LA": "LA", "La": "LA", "PA": "RGBA", "RGBA": "RGBA", "RGBa": "RGBA"}  # mode -> straight-alpha mode
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")  # byte orders of one unsigned 16-bit grey
+TIFF_BITS_PER_SAMPLE, TIFF_SAMPLE_FORMAT, TIFF_SIGNED = 258, 339, 2  # TIFF 6.0 tags and SampleFormat's "signed integer"
 
 
 def find_images(root: Path) -> list[Path]:
@@ -60,11 +76,104 @@ def find_images(root: Path) -> list[Path]:
     return sorted(found)
 
 
+def _tag(tags, key: int, default: int) -> int:
+    value = tags.get(key, default)
+    return int(value[0] if isinstance(value, tuple) else value)
+
+
+def integer_range(img: Image.Image) -> tuple[int, int]:
+    """The (lowest, highest) sample value a file opened in 32-bit integer mode ``I`` can hold.
+
+    Pillow's ``I`` holds samples of several depths, so the depth comes from the file: a PNG holds
+    at most 16 bits per sample (Pillow before ``I;16`` opened 16-bit grey PNGs as ``I``), so
+    (0, 65535); a TIFF declares BitsPerSample and SampleFormat (signed or not), e.g. (-32768,
+    32767) for signed 16-bit; any other file is taken at Pillow's full signed 32-bit range.
+    Read it from the opened file, before any operation that copies the image and drops ``format``.
+    """
+    if img.format == "PNG":
+        return 0, (1 << 16) - 1
+    tags = getattr(img, "tag_v2", None)
+    bits, signed = (_tag(tags, TIFF_BITS_PER_SAMPLE, 32), _tag(tags, TIFF_SAMPLE_FORMAT, 1) == TIFF_SIGNED) if tags is not None else (32, True)
+    return (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+
+
+def _composite_on_black(img: Image.Image, mode: str) -> Image.Image:
+    """``img`` in straight-alpha ``mode`` (LA or RGBA), composited on black: each channel times alpha / 255, rounded."""
+    pixels = np.asarray(img.convert(mode), dtype=np.uint32)
+    colour, alpha = pixels[..., :-1], pixels[..., -1:]
+    out = ((colour * alpha + 127) // 255).astype(np.uint8)
+    return Image.fromarray(out[..., 0] if mode == "LA" else out, "L" if mode == "LA" else "RGB")
+
+
+def _wide_grey(img: Image.Image, value_range: tuple[int, int] | None, path: str) -> Image.Image:
+    """A 16-bit, 32-bit integer or float grey image mapped to 8-bit ``L`` (``value_range`` None: 0..65535)."""
+    values = np.asarray(img)
+    if img.mode == "F":
+        low, high = float(values.min()), float(values.max())
+        if not (np.isfinite(values).all() and low >= 0.0 and high <= 1.0):
+            raise ConfigError(f"dataset imagefolder: image {path} has mode F (float) with values in [{low:.6g}, {high:.6g}], "
+                              f"outside [0, 1], the range ganlab reads float images as; rescale it to [0, 1] or save it as 8- or 16-bit")
+        return Image.fromarray(np.rint(values * 255.0).astype(np.uint8), "L")
+    low, high = value_range or (0, (1 << 16) - 1)
+    if high > (1 << 31) - 1:  # unsigned 32-bit samples: Pillow keeps their bits in a signed int32
+        values = values.view(np.uint32)
+    values = values.astype(np.float64)
+    if "transparency" in img.info:  # a PNG's transparent grey level: composited on black
+        values[values == float(img.info["transparency"])] = low
+    return Image.fromarray(np.rint((values - low) * (255.0 / (high - low))).astype(np.uint8), "L")
+
+
+def to_8bit(img: Image.Image, channels: int, path: str | os.PathLike = "") -> Image.Image:
+    """Any image Pillow opens, as 8-bit ``L`` (``channels=1``) or ``RGB`` (``channels=3``), upright.
+
+    The rule, mode by mode (Pillow's modes; the module docstring says it in words):
+
+    - EXIF orientation first (``ImageOps.exif_transpose``), so a rotated phone photo is upright;
+    - ``1``, ``L``: grey as stored (``1`` -> 0 or 255);
+    - ``I;16``, ``I;16L``, ``I;16B``, ``I;16N``: ``round(v * 255 / 65535)``;
+    - ``I``: linear from :func:`integer_range` (the file's declared bit depth) to 0..255;
+    - ``F``: ``round(v * 255)`` when every value lies in [0, 1]; otherwise (or NaN/inf) refused;
+    - ``RGB``, ``RGBX``, ``P``, ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``: Pillow's conversion to RGB;
+    - alpha (``LA``, ``La``, ``PA``, ``RGBA``, ``RGBa``) or a transparent colour in ``info``
+      (palette, grey or RGB PNGs): composited on black, channel * alpha / 255;
+    - grey to ``channels=3`` repeats the grey; colour to ``channels=1`` is ITU-R 601-2 luma
+      (Pillow's ``L``: 0.299 R + 0.587 G + 0.114 B).
+
+    Args:
+        img: an opened, loaded image (its ``format`` and TIFF tags are read for mode ``I``).
+        channels: 1 or 3.
+        path: the file, named in the error message.
+
+    Raises:
+        ConfigError: one line naming the file and the mode, for ``F`` outside [0, 1] and for a mode
+            the rule does not cover.
+    """
+    mode = img.mode
+    value_range = integer_range(img) if mode == "I" else None  # before exif_transpose, whose copy has no format
+    img = ImageOps.exif_transpose(img)
+    transparent = "transparency" in img.info
+    if mode in SIXTEEN_BIT_MODES or mode in ("I", "F"):
+        img = _wide_grey(img, value_range, str(path))
+    elif mode in ALPHA_MODES or (transparent and mode in GREY_MODES + COLOUR_MODES):
+        img = _composite_on_black(img, ALPHA_MODES.get(mode, "LA" if mode in GREY_MODES else "RGBA"))
+    elif mode in GREY_MODES:
+        img = img.convert("L")
+    elif mode in COLOUR_MODES:
+        img = img.convert("RGB")
+    else:
+        raise ConfigError(f"dataset imagefolder: image {path} has mode {mode}, which ganlab does not convert; "
+                          f"save it as an 8- or 16-bit PNG")
+    return img.convert(MODES[channels])
+
+
 def read_image(path: Path, resolution: int, channels: int, center_crop: bool) -> torch.Tensor:
-    """Decode, convert and resize one image: uint8 (channels, resolution, resolution). PIL's errors pass through."""
+    """Decode, convert (:func:`to_8bit`) and resize one image: uint8 (channels, resolution, resolution).
+
+    PIL's errors pass through; a refused image raises :func:`to_8bit`'s ConfigError.
+    """
     with Image.open(path) as img:
         img.load()  # decode now: a truncated file fails here, not later
-        img = img.convert(MODES[channels])
+        img = to_8bit(img, channels, path)
     w, h = img.size
     if center_crop:
         scale = resolution / min(w, h)
@@ -99,6 +208,9 @@ class ImageFiles(Dataset):
         label = -1 if self.labels is None else self.labels[index]
         try:
             return read_image(Path(path), self.resolution, self.channels, self.center_crop), label, "", ""
+        except ConfigError as err:  # a readable file whose values the conversion rule refuses
+            blank = torch.zeros((self.channels, self.resolution, self.resolution), dtype=torch.uint8)
+            return blank, label, path, f"{err}, or set dataset.on_corrupt=skip to leave such images out"
         except Exception as err:  # anything PIL raises on foreign bytes (OSError, SyntaxError, ValueError, DecompressionBombError, ...)
             blank = torch.zeros((self.channels, self.resolution, self.resolution), dtype=torch.uint8)
             message = (f"dataset imagefolder: cannot read image {path} ({type(err).__name__}: {first_line(err)}); "
@@ -150,7 +262,7 @@ class ImageFolder:
         shape = (channels, resolution, resolution)
         nbytes = len(self.paths) * channels * resolution * resolution
         self.in_memory = forced if forced is not None else nbytes < IN_MEMORY_LIMIT
-        key = f"{self.root.resolve()}|{channels}|{center_crop}"
+        key = f"{self.root.resolve()}|{channels}|{center_crop}|conversion{CONVERSION}"
         slug = re.sub(r"[^A-Za-z0-9_-]+", "_", self.root.resolve().name) or "root"
         self.name = f"imagefolder-{slug}-{hashlib.sha1(key.encode()).hexdigest()[:8]}-{resolution}"
         files = ImageFiles(self.paths, labels, resolution, channels, center_crop)
