@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from ganlab.errors import ConfigError
+from ganlab.filenames import numbered
 
 
 def save_checkpoint(state: dict[str, Any], path: str | Path) -> None:
@@ -56,13 +57,16 @@ CHECKPOINT_DIR = "checkpoints"
 
 
 def checkpoint_path(run_dir: str | Path, step: int) -> Path:
-    return Path(run_dir) / CHECKPOINT_DIR / f"step_{step:07d}.pt"
+    return Path(run_dir) / CHECKPOINT_DIR / f"step_{step:07d}.pt"  # 7 digits for listings; code orders by the number
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
-    """The run's checkpoints, oldest first (temporary files of an interrupted write are ignored)."""
-    folder = Path(run_dir) / CHECKPOINT_DIR
-    return sorted(folder.glob("step_*.pt")) if folder.is_dir() else []
+    """The run's checkpoints ``step_<step>.pt``, oldest (smallest step) first.
+
+    Ordered by the step as a number: from step 10,000,000 on the names have more digits and text
+    order would put them first. Temporary files of an interrupted write are ignored.
+    """
+    return [path for _, path in numbered(Path(run_dir) / CHECKPOINT_DIR, "step_", ".pt")]
 
 
 def latest_checkpoint(run_dir: str | Path) -> Path | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import hashlib
 import os
 import re
 import sys
@@ -26,6 +25,7 @@ from omegaconf import MISSING, OmegaConf
 
 from ganlab.checkpoint import latest_checkpoint, resume_run_dir
 from ganlab.errors import ConfigError
+from ganlab.filenames import numbered, portable_name
 
 
 class Precision(enum.Enum):
@@ -236,7 +236,7 @@ class EvalConfig:
     inception_weights: Optional[str] = None
 
 
-MAX_DIRNAME = 200
+MAX_DIRNAME = 200  # bytes (ganlab.filenames.name_size); file systems allow 255, the rest is headroom
 
 
 def swept_overrides(task_overrides: list[str], argv: list[str] | None = None) -> str:
@@ -245,6 +245,9 @@ def swept_overrides(task_overrides: list[str], argv: list[str] | None = None) ->
     Hydra's ``override_dirname`` lists every override, so ``-m objective=js,wgan_gp steps=500``
     would name jobs ``objective=js,steps=500``; the keys that are the same in every job only make
     the names (and TensorBoard's run list) longer. Sweep syntax is read from the command line.
+    The name is made valid on Linux, macOS and Windows by :func:`ganlab.filenames.portable_name`:
+    plain names stay as they are; a value with a path, other unsafe characters, non-ASCII text,
+    upper case text or too many bytes gets ``_`` for each unsafe character and a hash suffix.
     """
     words = [w for w in (sys.argv[1:] if argv is None else argv) if "=" in w and not w.startswith("-")]
     try:
@@ -252,12 +255,33 @@ def swept_overrides(task_overrides: list[str], argv: list[str] | None = None) ->
         swept = {o.key_or_group for o in parsed if o.is_sweep_override()}
     except Exception:  # an unparsable command line already failed in Hydra; name by everything
         swept = set()
-    chosen = [o for o in task_overrides if o.split("=", 1)[0].lstrip("+~") in swept] or list(task_overrides)
-    name = ",".join(sorted(chosen)).replace("/", "_")  # a path in a value must not nest directories
-    if len(name) > MAX_DIRNAME:  # file systems refuse names over 255 bytes
-        digest = hashlib.sha1(name.encode()).hexdigest()[:10]
-        name = f"{name[:MAX_DIRNAME - 11]}~{digest}"
-    return name
+    chosen = sorted(o for o in task_overrides if o.split("=", 1)[0].lstrip("+~") in swept) or sorted(task_overrides)
+    if not chosen:
+        return ""  # nothing overridden: Hydra puts the one job in the sweep directory itself
+    return portable_name(",".join(chosen), MAX_DIRNAME, distinct_by_case=any(map(_has_cased_text, chosen)))
+
+
+def _has_cased_text(override: str) -> bool:
+    """Whether the override's value holds text with upper case letters (``name=Foo``, not ``compile=True``).
+
+    Two such values that differ only in case are distinct jobs, but one folder on the file systems
+    that ignore case (macOS, Windows). Keys are left out: in one sweep a key is always spelt the same
+    (``objective.optimizer.lr_D``). Booleans, numbers and null (``True``, ``1E-4``, ``NULL``) are
+    the same value in any case.
+    """
+    try:
+        value = OverridesParser.create().parse_override(override).value()
+    except Exception:  # Hydra accepted it, so this does not happen; count all of it as text
+        value = override.split("=", 1)[-1]
+
+    def cased(v: Any) -> bool:
+        if isinstance(v, str):
+            return v != v.lower()
+        if isinstance(v, dict):
+            return any(cased(k) or cased(x) for k, x in v.items())
+        return isinstance(v, list) and any(map(cased, v))
+
+    return cased(value)
 
 
 @functools.lru_cache(maxsize=None)  # Hydra resolves it more than once; the answer must not change
@@ -266,10 +290,10 @@ def resume_output_subdir(resume: str | None, run_dir: str) -> str:
     one, whose ``.hydra`` must survive: then ``.hydra/resume_<n>``."""
     if resume in (None, "", "None", "null") or latest_checkpoint(run_dir) is None:
         return ".hydra"
-    n = 1
-    while (Path(run_dir) / ".hydra" / f"resume_{n}").exists():
-        n += 1
-    return f".hydra/resume_{n}"
+    # One past the largest number so far, so that the newest resume has the largest number even
+    # when an earlier folder was deleted.
+    earlier = numbered(Path(run_dir) / ".hydra", "resume_")
+    return f".hydra/resume_{earlier[-1][0] + 1 if earlier else 1}"
 
 
 def register_configs() -> None:

@@ -132,7 +132,7 @@ def test_cuda_and_fp16_refused_without_a_gpu():
         (["-m", "seed=range(3)", "steps=5"], ["steps=5", "seed=2"], "seed=2"),
         (["-m", "steps=5"], ["steps=5"], "steps=5"),  # nothing swept: every override
         (["-m"], [], ""),
-        (["-m", "dataset.root=/data/x"], ["dataset.root=/data/x"], "dataset.root=_data_x"),
+        (["-m", "dataset.root=/data/x"], ["dataset.root=/data/x"], "dataset.root=_data_x~07d878b39a"),  # "/" replaced, so a hash keeps it apart from dataset.root=_data_x
     ],
 )
 def test_multirun_job_directories_are_named_by_the_swept_overrides(argv, task, expected):
@@ -166,3 +166,16 @@ def test_multirun_job_directory_names_stay_short():
     overrides = [f"key{i}=" + "v" * 30 for i in range(20)]
     name = swept_overrides(overrides, ["-m", *overrides])
     assert len(name) == MAX_DIRNAME and name != swept_overrides(overrides[:-1], ["-m", *overrides[:-1]])
+
+
+
+def test_each_resume_writes_its_config_under_the_next_number(tmp_path):
+    from ganlab.checkpoint import checkpoint_path
+    from ganlab.config import resume_output_subdir
+
+    checkpoint_path(tmp_path, 4).parent.mkdir(parents=True)
+    checkpoint_path(tmp_path, 4).write_bytes(b"")
+    for n in (2, 9, 10):  # resume_1 was deleted; resume_10 has one digit more than resume_9
+        (tmp_path / ".hydra" / f"resume_{n}").mkdir(parents=True)
+    assert resume_output_subdir("auto", str(tmp_path)) == ".hydra/resume_11"
+    assert resume_output_subdir(None, str(tmp_path)) == ".hydra"

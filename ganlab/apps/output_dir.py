@@ -22,6 +22,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from ganlab.errors import EXIT_USAGE, FAILED_FILE, cannot_write, full_error_requested
+from ganlab.filenames import sorted_by_number
 
 
 def check_writable(config: DictConfig, key: str) -> None:
@@ -105,7 +106,7 @@ def check_not_an_earlier_sweep(config: DictConfig) -> None:
     except Exception:
         return
     found = {p.parent for pattern in RESULTS for p in sweep_dir.rglob(pattern)} if sweep_dir.is_dir() else set()
-    jobs = sorted(job for job in found if not (job / FAILED_FILE).exists())  # a failed job may be retried in place
+    jobs = sorted_by_number(job for job in found if not (job / FAILED_FILE).exists())  # a failed job may be retried in place
     if jobs:
         example = jobs[0].relative_to(sweep_dir)
         print(f"error: hydra.sweep.dir={sweep_dir} already holds {len(jobs)} training run(s) of an earlier sweep (e.g. {example}) that this sweep "

@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from rich.table import Table
 
 from ganlab.errors import EXIT_SWEEP_FAILED, FAILED_FILE
+from ganlab.filenames import sorted_by_number
 from ganlab.logger.console import console
 
 
@@ -51,7 +52,7 @@ class SweepReport(Callback):
         sweep_dir = Path(config.hydra.sweep.dir).absolute()
         # A launcher that runs jobs in other processes calls on_job_end there, not here: then
         # every directory under the sweep that Hydra wrote a job config into is a job.
-        job_dirs = self.job_dirs or sorted({p.parent.parent for p in sweep_dir.glob("**/.hydra/config.yaml")})
+        job_dirs = self.job_dirs or sorted_by_number({p.parent.parent for p in sweep_dir.glob("**/.hydra/config.yaml")})  # seed=2 before seed=10
         failed = [(job_dir, record) for job_dir in job_dirs if (record := read_failure(job_dir)) is not None]
         out = console()
         if not failed:

@@ -1,0 +1,40 @@
+"""A run's checkpoints are picked and pruned by their step as a number, beyond 10^7 steps too
+(``step_10000000.pt`` has one digit more than ``step_9999990.pt`` and sorts before it as text)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ganlab.checkpoint import checkpoint_path, latest_checkpoint, list_checkpoints, prune_checkpoints, resume_target
+
+STEPS = [9_999_980, 9_999_990, 10_000_000]
+
+
+def write_checkpoints(run_dir: Path, steps: list[int]) -> list[Path]:
+    paths = [checkpoint_path(run_dir, step) for step in steps]
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")  # picking and pruning read only the names
+    return paths
+
+
+def test_the_newest_checkpoint_is_the_largest_step(tmp_path):
+    paths = write_checkpoints(tmp_path, [10_000_000, 9_999_980, 9_999_990, 123_456_789])
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step_9999980.pt", "step_9999990.pt", "step_10000000.pt", "step_123456789.pt"]
+    assert latest_checkpoint(tmp_path) == paths[-1]
+
+
+def test_resume_picks_the_newest_checkpoint_past_ten_million_steps(tmp_path):
+    newest = write_checkpoints(tmp_path, STEPS)[-1]
+    assert resume_target("auto", tmp_path) == newest
+    assert resume_target(str(tmp_path), "elsewhere") == newest  # resume=<run dir>
+
+
+@pytest.mark.parametrize("keep", [1, 2, 3])
+def test_pruning_keeps_the_newest_checkpoints_past_ten_million_steps(tmp_path, keep):
+    paths = write_checkpoints(tmp_path, STEPS)
+    prune_checkpoints(tmp_path, keep)
+    assert list_checkpoints(tmp_path) == paths[-keep:]
+    assert [p.exists() for p in paths] == [i >= len(paths) - keep for i in range(len(paths))]
