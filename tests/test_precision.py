@@ -21,7 +21,7 @@ from ganlab.train.optim import build_optimizers
 
 from test_training import RecordingRun
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+DEVICES = ["cpu"] + ([pytest.param("cuda", marks=pytest.mark.cuda)] if torch.cuda.is_available() else [])  # cuda: run by pytest -m cuda (scripts/gpu_check.sh)
 
 
 class ImageNoise:
@@ -169,6 +169,7 @@ def test_compiled_and_eager_steps_agree(loss, constraint):
     assert run_comp.logged[3]["Loss/D"] == pytest.approx(run_eager.logged[3]["Loss/D"], rel=1e-3, abs=1e-4)
 
 
+@pytest.mark.cuda
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.parametrize("name", ["bf16", "fp16"])
 def test_cuda_steps_have_no_host_sync(name):
