@@ -63,7 +63,8 @@ if [ -n "$wheels" ]; then
     set -- "$wheels"/*.whl
     [ -f "$1" ] || { echo "error: --wheels $wheels holds no .whl files (see --help for how to make them)" >&2; exit 2; }
 fi
-out=${out:-$(mktemp -d /tmp/gpu_check.XXXXXX)}
+made_out=0
+[ -n "$out" ] || { out=$(mktemp -d /tmp/gpu_check.XXXXXX); made_out=1; }
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
 classifier_cache=${classifier_cache:-$out/classifiers}
@@ -87,6 +88,7 @@ else
     if ! "$python" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
         echo "gpu_check: no CUDA device here ($python, torch $("$python" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo 'not importable')): nothing to check."
         echo "gpu_check: scripts/gpu_check.sh --dry-run runs every check's code on the CPU."
+        [ "$made_out" = 0 ] || rm -rf "$out"  # nothing ran: leave no empty folder behind
         exit 0
     fi
     device=cuda dry=() budget=480  # the promised 8 minutes: the device tool's 10-minute call keeps a margin
