@@ -13,6 +13,8 @@ COMMANDS = {
     "eval": ("ganlab.apps.eval", "recompute all metrics of a finished run: run=<run dir> [n=<samples>]"),
 }
 
+RERUN_FLAG = "--experimental-rerun"
+
 USAGE = f"""usage: ganlab <command> [key=value ...] [hydra flags]
 
 ganlab {ganlab.__version__}: train the classic GAN objectives side by side and compare them in TensorBoard.
@@ -43,6 +45,12 @@ def main(argv: list[str] | None = None) -> int:
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         print(f"error: unknown command {command!r}: choose one of {', '.join(COMMANDS)} (see ganlab --help)", file=sys.stderr)
+        return 2
+    if any(len(flag) > 2 and RERUN_FLAG.startswith(flag) for flag in (arg.split("=", 1)[0] for arg in rest)):
+        # Hydra's flag (argparse takes any prefix of it) unpickles the named file, which can run
+        # code; ganlab never writes that file (see ganlab.apps.saved_config).
+        print(f"error: {RERUN_FLAG} is not supported: it loads a pickled config, which can run code; "
+              "rerun with the run's command line, or continue it with ganlab train resume=<run dir>", file=sys.stderr)
         return 2
     sys.argv = [f"ganlab {command}", *rest]  # Hydra parses sys.argv
     importlib.import_module(COMMANDS[command][0]).main()

@@ -10,6 +10,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from ganlab.apps.build import build_networks
+from ganlab.apps.saved_config import load_run_config
 from ganlab.checkpoint import CHECKPOINT_DIR, latest_checkpoint, load_checkpoint
 from ganlab.errors import ConfigError
 
@@ -39,7 +40,7 @@ def open_run(run_dir: str | Path, device: torch.device) -> FinishedRun:
     checkpoint_file = latest_checkpoint(run_dir)
     if checkpoint_file is None:
         raise ConfigError(f"run={run_dir} has no checkpoint yet under {run_dir / CHECKPOINT_DIR} (a run writes one every checkpoint_every steps and at its end)")
-    config = OmegaConf.load(config_file)
+    config = load_run_config(config_file)  # checked before any of it is used: a run directory may come from anyone
     state = load_checkpoint(checkpoint_file, map_location=device)
     missing = [key for key in ("step", "data_shape", "G") if key not in state] if isinstance(state, dict) else ["a dict"]
     if missing:  # loads safely, but was not written by ganlab train (e.g. a bare state_dict)

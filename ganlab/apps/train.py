@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganlab.apps import CONFIG_DIR
 from ganlab.apps.build import build_data, build_networks, build_objective_from, build_optimizers_from, plain
+from ganlab.apps.saved_config import check_saved_config
 from ganlab.checkpoint import load_checkpoint, resume_target
 from ganlab.config import TrainConfig, register_configs, validate_train
 from ganlab.errors import ConfigError, report_user_errors
@@ -83,6 +84,7 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
     checkpoint = resume_target(cfg.resume, run_dir) if cfg.resume else None
     saved = load_checkpoint(checkpoint) if checkpoint else None
     if saved is not None:
+        check_saved_config(saved.get("config") if isinstance(saved, dict) else None, f"checkpoint {checkpoint}")  # before any of it is used: it may come from anyone
         cfg = resumed_config(saved["config"], cfg, list(hydra_cfg.overrides.task))
         validate_train(cfg)
         OmegaConf.save(cfg, run_dir / hydra_cfg.output_subdir / "config.yaml")  # what this process runs
