@@ -38,3 +38,25 @@ def test_pruning_keeps_the_newest_checkpoints_past_ten_million_steps(tmp_path, k
     prune_checkpoints(tmp_path, keep)
     assert list_checkpoints(tmp_path) == paths[-keep:]
     assert [p.exists() for p in paths] == [i >= len(paths) - keep for i in range(len(paths))]
+
+
+def test_resuming_from_an_older_checkpoint_keeps_the_later_ones_aside_and_the_new_branch_whole(tmp_path):
+    """Resumed from step 4 of a run that reached step 8, with keep_checkpoints=1: the later
+    checkpoints would count as newest, and pruning would delete the continuation's own checkpoint
+    right after writing it (and its writes would overwrite the old branch's files)."""
+    from inprocess import train_in_process
+
+    from ganlab.checkpoint import load_checkpoint
+
+    run = tmp_path / "run"
+    tiny = ["steps=8", "batch_size=16", "model.width=8", "threads=1", "log_every=2", "sample_every=8", "eval_every=8", "eval_samples=32"]
+    train_in_process([*tiny, "checkpoint_every=2", "keep_checkpoints=3"], run)
+    old = {p.name: p.read_bytes() for p in list_checkpoints(run)}
+    assert sorted(old) == ["step_0000004.pt", "step_0000006.pt", "step_0000008.pt"]
+
+    train_in_process([f"resume={checkpoint_path(run, 4)}", "steps=7", "checkpoint_every=3", "keep_checkpoints=1"], run)
+    assert [p.name for p in list_checkpoints(run)] == ["step_0000007.pt"]
+    assert load_checkpoint(latest_checkpoint(run))["step"] == 7
+    aside = run / "checkpoints" / "superseded_1"
+    assert {p.name: p.read_bytes() for p in aside.iterdir()} == {k: v for k, v in old.items() if k != "step_0000004.pt"}
+    assert resume_target("auto", run) == checkpoint_path(run, 7)
