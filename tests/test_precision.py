@@ -92,7 +92,7 @@ def test_mixed_precision_step_is_finite_and_close_to_fp32(device, name, model, l
     assert relative_error(D16, D32, D0) < tolerance
     assert relative_error(G16, G32, G0) < tolerance
     assert run16.logged[1]["Loss/D"] == pytest.approx(run32.logged[1]["Loss/D"], rel=0.05, abs=0.05)
-    assert run16.logged[1].get("Precision/skipped_steps", 0.0) == 0.0
+    assert run16.logged[1].get("Precision/skipped_steps") == (0.0 if name == "fp16" else None)  # bf16 has no scaler
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])  # fused (skips on the device) and foreach

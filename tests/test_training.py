@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 import torch
 
@@ -9,6 +11,7 @@ from ganlab.apps.build import build_data, build_networks, build_objective_from, 
 from ganlab.precision import Precision
 from ganlab.train.ema import EMA
 from ganlab.train.loop import train
+from ganlab.train.signals import StopOnSignal
 
 from conftest import compose_train
 
@@ -48,7 +51,8 @@ class RecordingRun:
         raise AssertionError("no rollback expected")
 
 
-def build_and_train(overrides: list[str], steps: int = 3, batch_size: int = 8, ema_decay: float = 0.0, precision: str = "fp32"):
+def build_and_train(overrides: list[str], steps: int = 3, batch_size: int = 8, ema_decay: float = 0.0, precision: str = "fp32",
+                    ema_class: type[EMA] = EMA):
     cfg = compose_train(overrides)
     torch.manual_seed(0)
     device = torch.device("cpu")
@@ -57,7 +61,7 @@ def build_and_train(overrides: list[str], steps: int = 3, batch_size: int = 8, e
     objective = build_objective_from(cfg.objective)
     objective.attach(D)
     opt_G, opt_D = build_optimizers_from(cfg.objective, G, D)
-    ema = EMA(G, ema_decay) if ema_decay else None
+    ema = ema_class(G, ema_decay) if ema_decay else None
     run = RecordingRun()
     metrics = train(
         G, D, objective, opt_G, opt_D, data, Precision(precision, device), run,
@@ -80,12 +84,35 @@ def test_three_steps_of_every_architecture_and_objective_on_images(model, object
     assert metrics == {"Metrics/dummy": 3.0}
 
 
+class RecordingEMA(EMA):
+    """An EMA that keeps G's initial parameters and the parameters of every G it is updated with."""
+
+    def __init__(self, G, decay):
+        super().__init__(G, decay)
+        self.initial = [p.detach().clone() for p in G.parameters()]
+        self.seen: list[list[torch.Tensor]] = []
+
+    def update(self, G):
+        self.seen.append([p.detach().clone() for p in G.parameters()])
+        super().update(G)
+
+
 def test_ema_generator_is_the_running_average():
-    G, _, ema, _, _ = build_and_train(["model.width=8"], steps=2, ema_decay=0.5)
-    # After 2 steps with decay 0.5: ema = 0.25 * G0 + 0.25 * G1 + 0.5 * G2; just check it differs
-    # from G and stays between G's initial and final weights on average.
-    diffs = [(pe - p).abs().max().item() for pe, p in zip(ema.G_ema.parameters(), G.parameters())]
-    assert max(diffs) > 0
+    # A large generator learning rate, so that G moves far more per step than float rounding.
+    G, _, ema, _, _ = build_and_train(["model.width=8", "objective.optimizer.lr_G=1e-2"], steps=3, ema_decay=0.2, ema_class=RecordingEMA)
+    assert len(ema.seen) == 3  # one update per generator step, after G's optimizer step
+    for after_last_step, p in zip(ema.seen[-1], G.parameters()):
+        torch.testing.assert_close(after_last_step, p.detach(), rtol=0, atol=0)
+    # Fold the updates by hand: G_ema <- G_ema + (1 - d_t) (G_t - G_ema), d_t = min(0.2, (1 + t) / (10 + t)):
+    # 0.1 and 2/11 on the ramp, then the configured 0.2.
+    expected = ema.initial
+    for t, params in enumerate(ema.seen):
+        weight = 1 - min(0.2, (1 + t) / (10 + t))
+        expected = [e + weight * (p - e) for e, p in zip(expected, params)]
+    # The control: G moved enough that an average left at G's initial weights fails the check below.
+    assert not all(torch.allclose(first, want, rtol=1e-6, atol=1e-6) for first, want in zip(ema.initial, expected))
+    for got, want in zip(ema.G_ema.parameters(), expected):
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
     assert not any(p.requires_grad for p in ema.G_ema.parameters())
 
 
@@ -124,3 +151,16 @@ def test_bf16_training_steps_stay_close_to_fp32_on_cpu():
     assert moved["fp32"].norm() > 0
     relative = (moved["bf16"] - moved["fp32"]).norm() / moved["fp32"].norm()
     assert relative < 0.3, relative
+
+
+def test_second_sigint_quits_at_once():
+    """The first SIGINT only asks the loop to stop after its step (and write a checkpoint); the
+    second raises KeyboardInterrupt at once, wherever the program is."""
+    before = signal.getsignal(signal.SIGINT)
+    with StopOnSignal() as stop:
+        assert not stop()
+        signal.raise_signal(signal.SIGINT)  # runs the Python handler before it returns
+        assert stop() and stop.received == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before  # pytest's own handler is back
