@@ -70,8 +70,13 @@ class MLPInit(enum.Enum):
 
 
 class DCGANInit(enum.Enum):
-    dcgan = "dcgan"  # N(0, 0.02) weights (Radford 2016)
-    default = "default"
+    dcgan = "dcgan"  # N(0, 0.02) weights, BatchNorm scales N(1, 0.02), zero biases (Radford 2016; the PyTorch DCGAN example)
+    default = "default"  # PyTorch's own
+
+
+class ResNetInit(enum.Enum):
+    sngan = "sngan"  # Glorot-uniform, gain sqrt(2) in the residual branches, zero biases (the SN-GAN code)
+    default = "default"  # PyTorch's own
 
 
 class OnCorrupt(enum.Enum):
@@ -134,7 +139,7 @@ class TorchvisionDatasetConfig:
     _target_: str = MISSING  # MNIST, FashionMNIST, StackedMNIST, CIFAR10
     root: Optional[str] = None  # None: $GANLAB_DATA, else ~/.cache/ganlab/data
     download: bool = False  # true fetches the files (needs a network)
-    resolution: int = 32
+    resolution: int = 32  # 8 | 16 | 32 | 64, and 28 for MNIST and Fashion-MNIST (their own size; model=resnet takes 32 only)
 
 
 @dataclass
@@ -153,23 +158,28 @@ class ImageFolderConfig:
 # -------------------------------------------------------------------------------- model
 
 
+# The one place where the model options get their defaults: the builders have none and
+# conf/model/*.yaml set none. The builders also get the data's shape and value range
+# (ganlab.apps.build.build_networks), which are not options.
+
+
 @dataclass
 class MLPConfig:
     _target_: str = "ganlab.models.mlp.build_mlp"
-    z_dim: int = 2  # latent size
-    width: int = 128  # hidden units per layer (the WGAN-GP toy script uses 512)
-    depth: int = 3  # hidden layers, in G and in D
-    activation: Activation = Activation.relu
-    init: MLPInit = MLPInit.he_uniform
-    critic_norm: CriticNorm = CriticNorm.none  # normalisation between critic layers
+    z_dim: int = 2  # latent size: gan_toy.py feeds 2-D noise
+    width: int = 128  # hidden units per layer: the WGAN-GP toy script uses 512; 128 covers 25/25 modes within the CPU default run
+    depth: int = 3  # hidden layers, in G and in D (gan_toy.py)
+    activation: Activation = Activation.relu  # gan_toy.py
+    init: MLPInit = MLPInit.he_uniform  # numpy-ml style WGAN-GP recipe
+    critic_norm: CriticNorm = CriticNorm.none  # normalisation between critic layers: none or layer (batch mixes samples: refused with the gradient penalty)
 
 
 @dataclass
 class DCGANConfig:
     _target_: str = "ganlab.models.dcgan.build_dcgan"
-    z_dim: int = 100  # DCGAN paper
-    width: int = 64  # base channels (PyTorch DCGAN example; the paper: 128)
-    critic_norm: CriticNorm = CriticNorm.layer  # the paper uses batch; layer works with every objective
+    z_dim: int = 100  # DCGAN paper, Fig. 1 (uniform there; ganlab draws z ~ N(0, I))
+    width: int = 64  # channels of D's first block / G's last block: the PyTorch DCGAN example (the paper: 128)
+    critic_norm: CriticNorm = CriticNorm.layer  # the paper uses batch; layer works with every objective, the gradient penalty included
     init: DCGANInit = DCGANInit.dcgan
 
 
@@ -177,8 +187,9 @@ class DCGANConfig:
 class ResNetConfig:
     _target_: str = "ganlab.models.resnet.build_resnet"
     z_dim: int = 128  # WGAN-GP / SN-GAN CIFAR-10 ResNets
-    width: int = 128  # channels per block (WGAN-GP: 128; SN-GAN: 256 in G)
-    critic_norm: CriticNorm = CriticNorm.none  # SN-GAN and WGAN-GP critics use none
+    width: int = 128  # channels per block (WGAN-GP: 128; SN-GAN: 256 in G, 128 in D)
+    critic_norm: CriticNorm = CriticNorm.none  # SN-GAN and WGAN-GP critics use none; layer is WGAN-GP's script's option
+    init: ResNetInit = ResNetInit.sngan
 
 
 # -------------------------------------------------------------------------- top level

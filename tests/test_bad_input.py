@@ -140,7 +140,7 @@ CASES = [
     Case("fp16_on_cpu", train("precision=fp16"), EXIT_USAGE, "precision=fp16 is not allowed on the CPU", needs_no_cuda=True),
     Case("saturating_not_js", train("objective=wgan_gp", "objective.saturating=true"), EXIT_USAGE, "objective.saturating=True is not allowed"),
     Case("batch_norm_with_gp", ("train", "dataset=digits", *IMAGES, "model.critic_norm=batch", "objective=wgan_gp"), EXIT_USAGE, "model.critic_norm=batch is not allowed with the gradient penalty"),
-    Case("resolution_unsupported", ("train", "dataset=digits", "dataset.resolution=16", *IMAGES, "model=resnet"), EXIT_USAGE, "model resnet supports 32 px images only"),
+    Case("resolution_unsupported", ("train", "dataset=digits", "dataset.resolution=16", *IMAGES, "model=resnet"), EXIT_USAGE, "model resnet takes 32 x 32 px images only"),
     # data files
     Case("mnist_files_missing", ("train", "dataset=mnist", "dataset.root={case}/empty", *IMAGES), EXIT_USAGE, "no MNIST files under", empty_folder),
     Case("image_corrupt_stop", ("train", "dataset=imagefolder", "dataset.root={case}/images", "dataset.resolution=16", "dataset.on_corrupt=stop", *IMAGES), EXIT_USAGE, "cannot read image {case}/images/cats/broken.png", folder_with_corrupt_image),

@@ -16,7 +16,7 @@ import torch
 import torchvision
 
 from data_formats import (
-    noise_image, save_image, write_corrupt_image, write_image_folder, write_mnist, write_tiny_cifar10, write_tiny_mnist,
+    noise_image, random_digits, save_image, write_corrupt_image, write_image_folder, write_mnist, write_tiny_cifar10, write_tiny_mnist,
 )
 from ganlab.data.cifar10 import CIFAR10
 from ganlab.data.digits import Digits
@@ -121,10 +121,21 @@ def test_truncated_mnist_file_is_a_config_error(tmp_path):
         MNIST(root=tmp_path)
 
 
-@pytest.mark.parametrize("value", [30, 28, 32.0, "32", True])
+@pytest.mark.parametrize("value", [30, 27, 32.0, "32", True])
 def test_bad_resolution_names_the_key(data_root, value):
-    with pytest.raises(ConfigError, match=rf"^dataset.resolution={value} is not allowed: choose 8, 16, 32 or 64$"):
+    with pytest.raises(ConfigError, match=rf"^dataset.resolution={value} is not allowed: choose 8, 16, 28, 32 or 64$"):
         MNIST(root=data_root, resolution=value)
+
+
+@pytest.mark.parametrize("cls, folder_name", [(MNIST, "MNIST"), (FashionMNIST, "FashionMNIST"), (StackedMNIST, "MNIST")])
+def test_mnist_at_its_own_28_px_keeps_the_files_pixels(tmp_path, cls, folder_name):
+    train, _ = random_digits(30, seed=3)
+    test, _ = random_digits(10, seed=4)
+    write_mnist(tmp_path, train, np.arange(30) % 10, test, np.arange(10) % 10, folder=folder_name)
+    data = cls(root=tmp_path, resolution=28)
+    assert data.shape == ((3 if cls is StackedMNIST else 1), 28, 28)
+    torch.testing.assert_close(data.images, torch.from_numpy(train)[:, None])  # not resized: the bytes as written
+    torch.testing.assert_close(data.test_images, torch.from_numpy(test)[:, None])
 
 
 # --- Stacked MNIST --------------------------------------------------------------------

@@ -8,9 +8,8 @@ import shutil
 
 import pytest
 import torch
+from networks import build_model
 
-from ganlab.models.dcgan import build_dcgan
-from ganlab.models.mlp import build_mlp
 from ganlab.objectives import build_objective
 from ganlab.objectives.constraints import GradientPenalty
 from ganlab.config import has_cxx_compiler
@@ -40,10 +39,10 @@ class ImageNoise:
 def networks(model: str, device):
     torch.manual_seed(0)
     if model == "mlp":
-        G, D = build_mlp((2,), z_dim=4, width=32, depth=2)
+        G, D = build_model("mlp", (2,), z_dim=4, width=32, depth=2)
         data = Gaussians25(device)
     else:
-        G, D = build_dcgan((1, 16, 16), z_dim=8, width=8, critic_norm="layer")
+        G, D = build_model("dcgan", (1, 16, 16), z_dim=8, width=8, critic_norm="layer")
         data = ImageNoise(device)
     return G.to(device), D.to(device), data
 
@@ -137,7 +136,7 @@ def test_auto_precision(monkeypatch):
 
 def test_lazy_penalty_runs_every_k_critic_steps_with_weight_k():
     torch.manual_seed(0)
-    _, D = build_mlp((2,), z_dim=2, width=16, depth=2)
+    _, D = build_model("mlp", (2,), z_dim=2, width=16, depth=2)
     real, fake = torch.randn(16, 2), torch.randn(16, 2)
     eager = GradientPenalty(2.0, every=1)
     lazy = GradientPenalty(2.0, every=4)

@@ -10,6 +10,7 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from ganlab.data import value_range
 from ganlab.errors import ConfigError
 from ganlab.objectives import Objective, build_objective
 from ganlab.train.optim import build_optimizers
@@ -25,8 +26,15 @@ def build_data(dataset: Any, device: torch.device, seed: int) -> Any:
 
 
 def build_networks(model: Any, data_shape: tuple[int, ...], device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """G and D of the ``model`` config node for data of ``data_shape``, on ``device``.
+
+    The builder also gets the data's value range (:func:`ganlab.data.value_range`: [-1, 1] for
+    images, None for points), so that G's output can reach all of the data and nothing else.
+    Only the shape is needed, which checkpoints keep: ``sample`` and ``eval`` rebuild the same G.
+    Raises ConfigError (one line) when the architecture cannot take the data, e.g. its size.
+    """
     try:
-        G, D = instantiate(plain(model), data_shape=tuple(data_shape))
+        G, D = instantiate(plain(model), data_shape=tuple(data_shape), value_range=value_range(tuple(data_shape)))
     except InstantiationException as err:  # instantiate wraps what the builder raised
         if not isinstance(err.__cause__, ValueError):
             raise

@@ -41,7 +41,7 @@ from ganlab.errors import ConfigError, first_line
 
 log = logging.getLogger("ganlab")
 
-RESOLUTIONS = (8, 16, 32, 64)  # the built-in datasets; the image models support 16, 32 and 64
+RESOLUTIONS = (8, 16, 32, 64)  # the built-in datasets (MNIST adds its own 28); model=resnet takes 32 only
 SPLIT_SEED = 0  # fixed, not the run's seed: every run must measure on the same held-out images
 TEST_FRACTION = 0.2  # held-out share where a dataset has no test split of its own
 RESIZE_CHUNK = 1024  # images resized at a time, which bounds the temporary float copy

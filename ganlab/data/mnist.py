@@ -5,7 +5,7 @@ torchvision reads the four uncompressed idx files under ``<root>/MNIST/raw/`` (o
 ``t10k-images-idx3-ubyte``, ``t10k-labels-idx1-ubyte``. It checks only that they exist (the md5
 sums it knows are those of the ``.gz`` downloads), so any files in the idx format load, which
 is what the tests rely on. ``download=True`` is passed to torchvision for machines with a
-network. The 28x28 digits are resized once (bilinear) to ``resolution``.
+network. The 28x28 digits are resized once (bilinear) to ``resolution``; 28 keeps them as they are.
 
 Stacked MNIST (VEEGAN, PacGAN) puts three MNIST digits into the R, G and B channels: 1000
 modes, label ``100 * d_R + 10 * d_G + d_B``. It is drawn on the device from the same uint8
@@ -22,6 +22,7 @@ import torchvision
 from ganlab.data.images import RESOLUTIONS, DeviceImages, check_choice, resolve_root
 from ganlab.errors import ConfigError, first_line
 
+RESOLUTIONS = tuple(sorted({*RESOLUTIONS, 28}))  # 28: the files' own size, which model=mlp and model=dcgan take
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 STACKED_SEED = 0  # the fixed training set of n_train triples is part of the benchmark, not of the run
 
@@ -63,7 +64,7 @@ def read_split(tv_class: type, key: str, root: Path, download: bool, train: bool
 
 
 class MNIST(DeviceImages):
-    """MNIST digits at ``resolution`` (8, 16, 32 or 64) px, 1 channel, 10 classes; 60k train, 10k test."""
+    """MNIST digits at ``resolution`` (8, 16, 28, 32 or 64) px, 1 channel, 10 classes; 60k train, 10k test."""
 
     key = "mnist"
     torchvision_class: type = torchvision.datasets.MNIST

@@ -1,10 +1,11 @@
-"""Multilayer-perceptron generator and critic, for the toy data (and flattened images).
+"""Multilayer-perceptron generator and critic, for the toy data and for images of any size (flattened).
 
 The networks hold no loss and no constraint: objectives act on the critic from outside
-(spectral norm wraps its layers, clipping runs after the optimizer step). Defaults follow the
-WGAN-GP toy script and the numpy-ml style recipe: 3 hidden layers of 512 ReLU units,
-He-uniform initialisation. ``critic_norm`` (:mod:`ganlab.models.norms`) goes after each hidden
-layer of the critic: none, layer or batch; instance norm needs feature maps and is refused.
+(spectral norm wraps its layers, clipping runs after the optimizer step). G's last linear layer
+is followed by the data's output bound (:mod:`ganlab.models.output`): Tanh for images, nothing
+for the 2-D points. ``critic_norm`` (:mod:`ganlab.models.norms`) goes after each hidden layer of
+the critic: none, layer or batch; instance norm needs feature maps and is refused. The options
+have no defaults here: the schema (``ganlab.config.MLPConfig``) holds them, with their sources.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from torch import nn
 
 from ganlab.models import activations
 from ganlab.models.norms import critic_norm, option
+from ganlab.models.output import output_layer
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
     "relu": nn.ReLU,
@@ -57,13 +59,17 @@ def _initialise(net: nn.Module, init: str, activation: str) -> None:
 
 
 class MLPGenerator(nn.Module):
-    """Maps z ~ N(0, I) of size ``z_dim`` to a sample of ``out_shape``."""
+    """Maps z ~ N(0, I) of size ``z_dim`` to a sample of ``out_shape`` with values in ``value_range`` (None: unbounded)."""
 
-    def __init__(self, z_dim: int, out_shape: tuple[int, ...], width: int, depth: int, activation: str):
+    def __init__(self, z_dim: int, out_shape: tuple[int, ...], value_range: tuple[float, float] | None,
+                 width: int, depth: int, activation: str):
         super().__init__()
         self.z_dim = z_dim
         self.out_shape = tuple(out_shape)
         self.net = _layers(z_dim, math.prod(self.out_shape), width, depth, activation, norm="none")
+        bound = output_layer(value_range)
+        if bound is not None:  # unbounded data adds no module: the toy G keeps its layout
+            self.net.append(bound)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z).view(z.shape[0], *self.out_shape)
@@ -82,15 +88,22 @@ class MLPCritic(nn.Module):
 
 def build_mlp(
     data_shape: tuple[int, ...],
-    z_dim: int = 2,
-    width: int = 512,
-    depth: int = 3,
-    activation: str = "relu",
-    init: str = "he_uniform",
-    critic_norm: str = "none",
+    value_range: tuple[float, float] | None,
+    *,
+    z_dim: int,
+    width: int,
+    depth: int,
+    activation: str,
+    init: str,
+    critic_norm: str,
 ) -> tuple[MLPGenerator, MLPCritic]:
-    """Build the generator ``G`` and critic ``D`` for samples of ``data_shape``."""
-    G = MLPGenerator(z_dim, tuple(data_shape), width, depth, activation)
+    """Build the generator ``G`` and critic ``D`` for samples of ``data_shape`` whose values lie in ``value_range``.
+
+    ``value_range``: (low, high) bounds G's output with a Tanh onto them; None leaves it unbounded
+    (see :func:`ganlab.data.value_range`). ``depth`` hidden layers of ``width`` units in each
+    network. Raises ValueError for an unknown option or a critic norm that needs feature maps.
+    """
+    G = MLPGenerator(z_dim, tuple(data_shape), value_range, width, depth, activation)
     D = MLPCritic(tuple(data_shape), width, depth, activation, critic_norm)
     _initialise(G, init, activation)
     _initialise(D, init, activation)

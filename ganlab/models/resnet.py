@@ -6,7 +6,7 @@ ResNet), with one ``width`` for every block (WGAN-GP: 128 in both; SN-GAN: 256 i
 
 * G: Linear(z -> 4 x 4 x w), three up-sampling residual blocks (BN, ReLU, nearest up-sample x2,
   conv3x3, BN, ReLU, conv3x3; shortcut: up-sample, conv1x1) to 32 x 32, then BN, ReLU, conv3x3 to
-  the image channels and Tanh.
+  the image channels and Tanh (the data's range, :mod:`ganlab.models.output`).
 * D: an "optimised" first block (conv3x3, ReLU, conv3x3, average-pool; shortcut: average-pool,
   conv1x1), one down-sampling block (to 8 x 8), two blocks at 8 x 8 with identity shortcuts, then
   ReLU, a sum over the positions (SN-GAN; WGAN-GP's script takes the mean, the same up to a
@@ -16,7 +16,8 @@ ResNet), with one ``width`` for every block (WGAN-GP: 128 in both; SN-GAN: 256 i
 
 Initialisation "sngan" follows the SN-GAN code: Glorot-uniform weights with gain sqrt(2) in the
 residual branches and gain 1 on the shortcuts, the first and the last layers; zero biases. The
-networks hold no loss and no constraint; D returns unbounded scores.
+networks hold no loss and no constraint; D returns unbounded scores. The options have no defaults
+here: the schema (``ganlab.config.ResNetConfig``) holds them, with their sources.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from torch import nn
 
 from ganlab.models.activations import ReLU, relu
 from ganlab.models.norms import critic_norm, option
+from ganlab.models.output import output_layer
 
 RESOLUTION = 32  # the CIFAR-10 networks: three 2x stages between 4 x 4 and 32 x 32
 INITS = ("sngan", "default")
@@ -39,8 +41,8 @@ def _check_shape(data_shape: tuple[int, ...]) -> None:
                          "use model=mlp for vector data")
     _, height, width = data_shape
     if (height, width) != (RESOLUTION, RESOLUTION):
-        raise ValueError(f"model resnet supports 32 px images only, got {height}x{width}; "
-                         "set dataset.resolution=32 (or use model=dcgan for 16 or 64 px)")
+        raise ValueError(f"model resnet takes 32 x 32 px images only, got {height}x{width}; "
+                         "set dataset.resolution=32, or use model=dcgan (e.g. 16, 28 or 64 px) or model=mlp (any size)")
 
 
 def _conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
@@ -114,9 +116,9 @@ class DownBlock(nn.Module):
 
 
 class ResNetGenerator(nn.Module):
-    """z of size ``z_dim`` -> 4 x 4 x ``width`` -> three up-sampling blocks -> Tanh image."""
+    """z of size ``z_dim`` -> 4 x 4 x ``width`` -> three up-sampling blocks -> image bounded to ``value_range``."""
 
-    def __init__(self, z_dim: int, out_shape: tuple[int, int, int], width: int):
+    def __init__(self, z_dim: int, out_shape: tuple[int, int, int], value_range: tuple[float, float] | None, width: int):
         super().__init__()
         _check_shape(out_shape)
         self.z_dim = z_dim
@@ -124,7 +126,10 @@ class ResNetGenerator(nn.Module):
         self.width = width
         self.linear = nn.Linear(z_dim, 4 * 4 * width)
         self.blocks = nn.Sequential(UpBlock(width, width), UpBlock(width, width), UpBlock(width, width))
-        self.out = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(), _conv3x3(width, out_shape[0]), nn.Tanh())
+        self.out = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(), _conv3x3(width, out_shape[0]))
+        bound = output_layer(value_range)
+        if bound is not None:
+            self.out.append(bound)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.linear(z).view(z.shape[0], self.width, 4, 4)
@@ -166,16 +171,22 @@ def _initialise(net: nn.Module, init: str) -> None:
 
 def build_resnet(
     data_shape: tuple[int, ...],
-    z_dim: int = 128,  # WGAN-GP and SN-GAN CIFAR-10 ResNets
-    width: int = 128,  # channels of every block: WGAN-GP (SN-GAN: 256 in G, 128 in D)
-    critic_norm: str = "none",  # both papers' critics; layer is WGAN-GP's script's option
-    init: str = "sngan",  # Glorot-uniform as in the SN-GAN code; "default": PyTorch's
+    value_range: tuple[float, float] | None,
+    *,
+    z_dim: int,
+    width: int,
+    critic_norm: str,
+    init: str,
 ) -> tuple[ResNetGenerator, ResNetCritic]:
-    """Build the generator ``G`` and critic ``D`` for 32 x 32 images of ``data_shape`` = (C, 32, 32)."""
+    """Build the generator ``G`` and critic ``D`` for 32 x 32 images of ``data_shape`` = (C, 32, 32) with values in ``value_range``.
+
+    ``width``: channels of every residual block. Raises ValueError for another image size, vector
+    data or an unknown option.
+    """
     init = option(init)
     if init not in INITS:
         raise ValueError(f"model resnet init must be one of {', '.join(INITS)}, got {init!r}")
-    G = ResNetGenerator(z_dim, tuple(data_shape), width)
+    G = ResNetGenerator(z_dim, tuple(data_shape), value_range, width)
     D = ResNetCritic(tuple(data_shape), width, critic_norm)
     _initialise(G, init)
     _initialise(D, init)
