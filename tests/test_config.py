@@ -172,7 +172,6 @@ def test_multirun_job_directory_names_stay_short():
     assert len(name) == MAX_DIRNAME and name != swept_overrides(overrides[:-1], ["-m", *overrides[:-1]])
 
 
-
 def test_each_resume_writes_its_config_under_the_next_number(tmp_path):
     from ganlab.checkpoint import checkpoint_path
     from ganlab.config import resume_output_subdir
