@@ -14,11 +14,12 @@ from ganlab.errors import TrainingFailed
 from ganlab.logger.console import ProgressDisplay
 from ganlab.logger.run import RunLogger
 from ganlab.metrics.evaluator import build_evaluator
-from ganlab.models.mlp import build_mlp
 from ganlab.objectives import build_objective
 from ganlab.precision import Precision
 from ganlab.train.loop import Diverged, Faults, train
 from ganlab.train.optim import build_optimizers
+
+from networks import build_model
 
 
 class PoisonedData(Gaussians25):
@@ -40,7 +41,7 @@ class PoisonedData(Gaussians25):
 def run_training(tmp_path, poison_at: int, faults: Faults, steps: int = 12):
     torch.manual_seed(0)
     data = PoisonedData(poison_at)
-    G, D = build_mlp((2,), z_dim=2, width=16, depth=2)
+    G, D = build_model("mlp", (2,), z_dim=2, width=16, depth=2)
     objective = build_objective("wasserstein", "gp", n_critic=1, gp_weight=0.1)
     opt_G, opt_D = build_optimizers(G, D, "adam", 1e-4, 1e-4, [0.5, 0.9], 0.99)
     evaluator = build_evaluator(data, 2, 32, 0)

@@ -9,11 +9,12 @@ import torch
 from torch import nn
 
 from ganlab.logger.stats import Stats
-from ganlab.models.mlp import build_mlp
 from ganlab.objectives import build_objective
 from ganlab.objectives import losses
 from ganlab.objectives.constraints import GradientPenalty, SpectralNorm, WeightClip, input_gradient_norm
 from ganlab.precision import Precision
+
+from networks import build_model
 
 REAL = torch.tensor([2.0, -1.0, 0.5])
 FAKE = torch.tensor([-3.0, 1.5, 0.0])
@@ -87,7 +88,7 @@ def test_gradient_penalty_is_differentiable_in_the_critic_parameters():
 
 def _critic(seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
-    return build_mlp((2,), z_dim=2, width=64, depth=3)[1]
+    return build_model("mlp", (2,), z_dim=2, width=64, depth=3)[1]
 
 
 def test_bf16_penalty_agrees_with_fp32_on_cpu():
@@ -158,7 +159,7 @@ def test_spectral_norm_power_iteration_stays_fp32_accurate_under_bf16_autocast()
 
 @pytest.mark.parametrize("loss,constraint", [("js", "none"), ("wasserstein", "clip"), ("wasserstein", "gp"), ("hinge", "sn"), ("least_squares", "gp"), ("hinge", "gp")])
 def test_objective_critic_and_generator_losses_are_finite_and_reported(loss, constraint):
-    G, D = build_mlp((2,), z_dim=2, width=16, depth=2)
+    G, D = build_model("mlp", (2,), z_dim=2, width=16, depth=2)
     objective = build_objective(loss, constraint, n_critic=2)
     objective.attach(D)
     stats = Stats()
