@@ -252,3 +252,17 @@ def test_a_sweep_with_unsafe_values_trains_each_job_in_its_own_folder(tmp_path, 
     tensorboard = EventMultiplexer()
     tensorboard.AddRunsFromDirectory(str(sweep))
     assert sorted(tensorboard.Runs()) == sorted(names)
+
+
+def test_a_job_is_named_by_the_value_as_typed_not_as_hydra_escapes_it():
+    """Hydra's sweeper hands each job ``dataset.root=/data/a\\ dir\\:x``; the folder shows ``a dir_x``."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    argv = ["-m", "dataset.root=/data/a dir:x,/data/b", "seed=1,2"]
+    jobs = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(argv[1:]), None)[0]
+    assert "dataset.root=/data/a\\ dir\\:x" in jobs[0]  # Hydra's escaping, which the name must not show
+    names = [swept_overrides(task, argv) for task in jobs]
+    assert names[0].startswith("dataset.root=_data_a dir_x,seed=1~")
+    assert names[2].startswith("dataset.root=_data_b,seed=1~")
+    assert len(set(names)) == len(jobs) == 4
