@@ -28,16 +28,17 @@
 #                             machine that lacks some of ganlab's dependencies and cannot download
 #   --out DIR                 where logs and run directories go (default: a new /tmp/gpu_check.XXXXXX)
 #   --classifier-cache DIR    the metrics' digits classifier (default: OUT/classifiers; trained once)
-#   PYTHON=...                the interpreter (default python3); ganlab is imported from this checkout
+#   PYTHON=...                the interpreter (default: the checkout's .venv/bin/python if there is
+#                             one, else python3); ganlab is imported from this checkout
 #
-# On this workplace's device machine (an H200; torch, pytest, tensorboard, scikit-learn and scipy are
-# installed there, Hydra is not, and nothing can be downloaded there), carry Hydra as wheels. All
-# three are pure Python, so wheels built here install on the device's Python 3.12. Here, once, in
-# the repository root (the versions are those of .venv):
+# On a CUDA machine that has torch, pytest, tensorboard, scikit-learn and scipy but not Hydra, and
+# cannot download, carry Hydra as wheels. All three are pure Python, so wheels built on another
+# machine install there whatever its Python 3 version. Once, in the repository root of a machine
+# with the venv (the versions are those of .venv):
 #     echo /.whl/ >> .git/info/exclude
 #     .venv/bin/python -m pip wheel --no-deps -w .whl hydra-core==1.3.8 omegaconf==2.3.1 antlr4-python3-runtime==4.9.3
-# then the device tool's run, with carry [".whl"] and timeout_s 600 (8 minutes and a margin):
-#     bash scripts/gpu_check.sh --wheels .whl
+# then on the CUDA machine, with a time limit of 10 minutes (8 and a margin):
+#     bash scripts/gpu_check.sh --wheels .whl       (copy .whl along with the checkout)
 set -uo pipefail  # no -e: a failed check is reported, and the next check still runs
 
 usage() { sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
@@ -58,7 +59,14 @@ done
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 cd "$repo"
-python=${PYTHON:-python3}
+default_python=python3
+[ -x "$repo/.venv/bin/python" ] && default_python=$repo/.venv/bin/python  # the README's setup
+python=${PYTHON:-$default_python}
+if ! "$python" -c 'import torch' 2>/dev/null; then
+    # Not "no CUDA": with no torch nothing could be checked, and exit 0 would read as a pass.
+    echo "error: $python cannot import torch: set PYTHON to the interpreter that has ganlab's dependencies (e.g. PYTHON=.venv/bin/python)" >&2
+    exit 2
+fi
 if [ -n "$wheels" ]; then
     set -- "$wheels"/*.whl
     [ -f "$1" ] || { echo "error: --wheels $wheels holds no .whl files (see --help for how to make them)" >&2; exit 2; }
@@ -91,7 +99,7 @@ else
         [ "$made_out" = 0 ] || rm -rf "$out"  # nothing ran: leave no empty folder behind
         exit 0
     fi
-    device=cuda dry=() budget=480  # the promised 8 minutes: the device tool's 10-minute call keeps a margin
+    device=cuda dry=() budget=480  # the promised 8 minutes, within a 10-minute limit
     objectives=js,wgan_gp,spectral_norm precisions=fp32,bf16,fp16  # 18 cases, about 8 s each
     bench_size=(--seconds 1.5 --rounds 3 --warmup 3 --split-repeats 3)
     steps=500 train_size=(log_every=50 sample_every=500 eval_every=500 checkpoint_every=500)

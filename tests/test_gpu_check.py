@@ -57,6 +57,17 @@ def test_without_cuda_it_says_so_and_exits_0(tmp_path):
     assert not re.search(r"^(PASS|FAIL) ", result.stdout, re.MULTILINE)
 
 
+def test_an_interpreter_without_torch_is_an_error_not_a_pass(tmp_path):
+    """python3 outside the venv has no torch: that must not read as "no CUDA, nothing to check"."""
+    bare = tmp_path / "python"
+    bare.write_text("#!/bin/sh\nexit 1\n")  # an interpreter that cannot import anything
+    bare.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(bare)}
+    result = subprocess.run(["bash", str(SCRIPTS / "gpu_check.sh"), "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.splitlines() == [f"error: {bare} cannot import torch: set PYTHON to the interpreter that has ganlab's dependencies (e.g. PYTHON=.venv/bin/python)"]
+
+
 def test_a_bad_option_is_one_line_with_exit_status_2():
     result = subprocess.run(["bash", str(SCRIPTS / "gpu_check.sh"), "--dryrun"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and result.stderr.splitlines() == [
