@@ -56,3 +56,15 @@ def test_live_bar_keeps_step_count_speed_and_times_whole(monkeypatch, width):
     # The losses have the line below to themselves, each tag=value whole.
     losses = " ".join(lines[1:]).split()
     assert losses == ["Loss/D=-0.3382", "Loss/G=1.235", "Wasserstein/estimate=-0.0001235"], text
+
+
+def test_the_tensorboard_command_can_be_pasted_for_any_run_directory(monkeypatch, tmp_path):
+    """A sweep job's folder may hold spaces, quotes or '$' (its values): the printed command quotes it."""
+    import shlex
+
+    out = io.StringIO()
+    monkeypatch.setattr(console_module, "console", lambda: Console(file=out, width=80, color_system=None))
+    run_dir = tmp_path / "sweep" / "dataset.root=_data_a dir_x,name='$HOME'~0123456789"
+    console_module.print_summary({"Metrics/w1": 0.5}, run_dir)
+    line = next(line for line in out.getvalue().splitlines() if line.startswith("TensorBoard: "))
+    assert shlex.split(line.removeprefix("TensorBoard: ")) == ["tensorboard", "--logdir", str(run_dir)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shlex
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -120,5 +121,6 @@ def print_summary(metrics: dict[str, float], run_dir: Path, title: str = "ganlab
         table.add_row(tag, f"{value:.4g}")
     table.add_row("run directory", str(run_dir))
     console().print(table)
-    # One unbroken line, to copy: a table cell would wrap a long path. The event files are in the run directory itself.
-    console().print(f"TensorBoard: tensorboard --logdir {run_dir}", soft_wrap=True, highlight=False, markup=False)
+    # One unbroken line, to copy: a table cell would wrap a long path, and a path with spaces or
+    # shell characters (a sweep job named by its values) is quoted. The event files are in the run directory itself.
+    console().print(f"TensorBoard: tensorboard --logdir {shlex.quote(str(run_dir))}", soft_wrap=True, highlight=False, markup=False)
