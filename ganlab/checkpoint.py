@@ -80,27 +80,6 @@ def prune_checkpoints(run_dir: str | Path, keep: int) -> None:
         old.unlink(missing_ok=True)
 
 
-def set_aside_later_checkpoints(run_dir: str | Path, step: int) -> tuple[Path, list[Path]] | None:
-    """Move the run's checkpoints past ``step`` into ``checkpoints/superseded_<n>/``; return (folder, moved).
-
-    A run resumed from an older checkpoint than its newest continues a new branch from ``step``.
-    Left in place, the later checkpoints of the abandoned branch would count as the newest:
-    ``resume=auto`` would go back to them, and pruning would delete each checkpoint of the new
-    branch right after writing it. They are kept, not deleted, in the next free ``superseded_<n>``
-    (n counts from 1). Returns None when no checkpoint is past ``step``.
-    """
-    folder = Path(run_dir) / CHECKPOINT_DIR
-    later = [path for n, path in numbered(folder, "step_", ".pt") if n > step]
-    if not later:
-        return None
-    taken = [n for n, _ in numbered(folder, "superseded_", "")]
-    aside = folder / f"superseded_{max(taken, default=0) + 1}"
-    aside.mkdir()
-    for path in later:
-        path.rename(aside / path.name)
-    return aside, later
-
-
 def resume_target(resume: str, run_dir: str | Path) -> Path | None:
     """The checkpoint that ``resume=<value>`` names: ``auto`` (the newest in ``run_dir``, or None
     to start afresh), a checkpoint file, or a run directory (its newest checkpoint)."""

@@ -40,23 +40,33 @@ def test_pruning_keeps_the_newest_checkpoints_past_ten_million_steps(tmp_path, k
     assert [p.exists() for p in paths] == [i >= len(paths) - keep for i in range(len(paths))]
 
 
-def test_resuming_from_an_older_checkpoint_keeps_the_later_ones_aside_and_the_new_branch_whole(tmp_path):
+def test_resuming_from_an_older_checkpoint_sets_the_later_records_aside_and_keeps_the_new_branch_whole(tmp_path):
     """Resumed from step 4 of a run that reached step 8, with keep_checkpoints=1: the later
     checkpoints would count as newest, and pruning would delete the continuation's own checkpoint
-    right after writing it (and its writes would overwrite the old branch's files)."""
+    right after writing it; its writes would overwrite the old branch's files and records."""
+    import json
+
     from inprocess import train_in_process
 
     from ganlab.checkpoint import load_checkpoint
 
     run = tmp_path / "run"
-    tiny = ["steps=8", "batch_size=16", "model.width=8", "threads=1", "log_every=2", "sample_every=8", "eval_every=8", "eval_samples=32"]
-    train_in_process([*tiny, "checkpoint_every=2", "keep_checkpoints=3"], run)
-    old = {p.name: p.read_bytes() for p in list_checkpoints(run)}
-    assert sorted(old) == ["step_0000004.pt", "step_0000006.pt", "step_0000008.pt"]
+    tiny = ["batch_size=16", "model.width=8", "threads=1", "log_every=2", "sample_every=2", "eval_every=2", "eval_samples=32"]
+    train_in_process(["steps=6", *tiny, "checkpoint_every=2", "keep_checkpoints=3"], run)
+    train_in_process([f"resume={run}", "steps=8", "checkpoint_every=2", "keep_checkpoints=3"], run)  # writes run_info_resume_6.json
+    old = {str(p.relative_to(run)): p.read_bytes() for p in run.rglob("*") if p.is_file() and p.name.startswith(("step_", "critic_", "run_info_resume_"))}
+    old_metrics = (run / "metrics.json").read_text()
+    assert sorted(p for p in old if p.startswith("checkpoints")) == ["checkpoints/step_0000004.pt", "checkpoints/step_0000006.pt", "checkpoints/step_0000008.pt"]
 
     train_in_process([f"resume={checkpoint_path(run, 4)}", "steps=7", "checkpoint_every=3", "keep_checkpoints=1"], run)
     assert [p.name for p in list_checkpoints(run)] == ["step_0000007.pt"]
     assert load_checkpoint(latest_checkpoint(run))["step"] == 7
-    aside = run / "checkpoints" / "superseded_1"
-    assert {p.name: p.read_bytes() for p in aside.iterdir()} == {k: v for k, v in old.items() if k != "step_0000004.pt"}
     assert resume_target("auto", run) == checkpoint_path(run, 7)
+    aside = run / "superseded_1"
+    kept = {str(p.relative_to(aside)): p.read_bytes() for p in aside.rglob("*") if p.is_file() and p.name != "metrics.json"}
+    past_4 = {"checkpoints/step_0000006.pt", "checkpoints/step_0000008.pt", "samples/critic_0000006.png", "samples/critic_0000008.png", "run_info_resume_6.json"}
+    assert kept == {name: old[name] for name in past_4}  # moved whole, nothing deleted
+    assert (aside / "metrics.json").read_text() == old_metrics
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["critic_0000002.png", "critic_0000004.png", "critic_0000006.png", "critic_0000007.png"]
+    assert [h["step"] for h in json.loads((run / "metrics.json").read_text())["history"]] == [2, 4, 6, 7]
+    assert (run / "run_info_resume_4.json").is_file()

@@ -20,12 +20,12 @@ from omegaconf import DictConfig, OmegaConf
 from ganlab.apps import CONFIG_DIR
 from ganlab.apps.build import build_data, build_networks, build_objective_from, build_optimizers_from, plain
 from ganlab.apps.saved_config import check_saved_config
-from ganlab.checkpoint import load_checkpoint, resume_target, set_aside_later_checkpoints
+from ganlab.checkpoint import load_checkpoint, resume_target
 from ganlab.config import TrainConfig, register_configs, validate_train
 from ganlab.errors import ConfigError, report_user_errors
 from ganlab.logger.stats import Stats
 from ganlab.logger.console import ProgressDisplay, print_config, print_summary
-from ganlab.logger.run import RunLogger
+from ganlab.logger.run import RunLogger, supersede_after
 from ganlab.logger.tensorboard import flatten_hparams
 from ganlab.metrics.evaluator import build_evaluator
 from ganlab.precision import Precision, resolve_precision
@@ -118,11 +118,12 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
             detail = " ".join(line.strip() for line in str(err).splitlines()[:3])
             raise ConfigError(f"resume={cfg.resume}: checkpoint {checkpoint} does not fit this run: {detail[:300]}") from err
         log.info("resuming %s from step %d (%s)", run_dir, start_step, checkpoint)
-        superseded = set_aside_later_checkpoints(run_dir, start_step)
+        superseded = supersede_after(run_dir, start_step)
         if superseded is not None:
             folder, moved = superseded
-            log.warning("resuming from step %d, an older checkpoint than the run's newest: its %d later checkpoint(s) (%s) are moved to %s, "
-                        "so that resume=auto and keep_checkpoints follow this continuation", start_step, len(moved), ", ".join(p.name for p in moved), folder)
+            log.warning("the run directory holds records past step %d, where this run continues: they are moved to %s (%s), "
+                        "so that resume=auto, keep_checkpoints and the pictures follow this continuation",
+                        start_step, folder, ", ".join(moved[:4]) + (f" and {len(moved) - 4} more" if len(moved) > 4 else ""))
         trained_in = saved.get("precision")  # the resolved precision; absent in checkpoints written before it was kept
         if trained_in and trained_in != precision.name:
             log.warning("this run trained in %s up to step %d and continues in %s (precision=%s on %s); pass precision=%s to keep %s",

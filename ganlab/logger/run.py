@@ -12,7 +12,9 @@ Layout of a run directory (Hydra's, under ``outputs/``)::
     train.log                 Hydra's job log (appended to when the run is resumed)
 
 A resumed run (``start_step`` > 0) continues in the same directory: TensorBoard purges the events
-logged after the checkpoint's step, and metrics.json keeps its evaluations up to that step.
+logged after the checkpoint's step, and metrics.json keeps its evaluations up to that step. A run
+resumed from an older checkpoint than its newest starts a new branch there: :func:`supersede_after`
+first moves the old branch's later records into ``superseded_<n>/``.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ganlab.checkpoint import checkpoint_path, latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
+from ganlab.checkpoint import CHECKPOINT_DIR, checkpoint_path, latest_checkpoint, load_checkpoint, prune_checkpoints, save_checkpoint
 from ganlab.errors import TrainingFailed
+from ganlab.filenames import numbered
 from ganlab.logger.console import ProgressDisplay
 from ganlab.logger.tensorboard import TensorBoard
 from ganlab.viz.critic_map import save_png
@@ -40,6 +43,63 @@ EXIT_WRITE_FAILED = 4
 
 def _json_number(value: float) -> float | None:
     return value if math.isfinite(value) else None  # JSON has no NaN/inf
+
+
+SAMPLES_DIR = "samples"
+SUPERSEDED = "superseded_"
+
+
+def supersede_after(run_dir: str | Path, step: int) -> tuple[Path, list[str]] | None:
+    """Move what a run recorded past ``step`` into ``superseded_<n>/``; return (folder, moved names).
+
+    A run resumed from ``step`` while its directory holds checkpoints past ``step`` (it is resumed
+    from an older checkpoint than its newest) or the ``run_info_resume_<s>.json`` of an earlier
+    resume from ``step`` or later continues a new branch. The old branch's records would otherwise
+    be mixed with the new ones or lost: its later checkpoints would count as the newest (``resume=auto`` would go back to them,
+    and pruning would delete each new checkpoint right after writing it), its later pictures would
+    sit beside the new ones, its ``run_info_resume_<step>.json`` would be overwritten and its later
+    evaluations dropped from metrics.json. They are kept, never deleted, with the folder layout:
+    ``checkpoints/step_*.pt`` and ``samples/*_<step>.png`` past ``step``,
+    ``run_info_resume_<s>.json`` for s >= ``step``, and a copy of metrics.json when it has
+    evaluations past ``step``. ``n`` is one more than the largest existing. Returns None, moving
+    nothing, when there is no such checkpoint or record: pictures and evaluations past ``step``
+    alone come from a process stopped before its next checkpoint, on the trajectory that the
+    resumed run repeats, and are written again.
+    """
+    run_dir = Path(run_dir)
+    later = [path for n, path in numbered(run_dir / CHECKPOINT_DIR, "step_", ".pt") if n > step]
+    later += [path for n, path in numbered(run_dir, "run_info_resume_", ".json") if n >= step]
+    if not later:
+        return None
+    samples = run_dir / SAMPLES_DIR
+    if samples.is_dir():
+        later += sorted(path for path in samples.glob("*_*.png") if (n := _trailing_number(path.stem)) is not None and n > step)
+    metrics = run_dir / "metrics.json"
+    copy_metrics = metrics.is_file() and any(h.get("step", 0) > step for h in _history(metrics))
+    aside = run_dir / f"{SUPERSEDED}{max((n for n, _ in numbered(run_dir, SUPERSEDED)), default=0) + 1}"
+    moved = []
+    for path in later:
+        target = aside / path.relative_to(run_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        path.rename(target)
+        moved.append(str(path.relative_to(run_dir)))
+    if copy_metrics:
+        aside.mkdir(exist_ok=True)
+        (aside / "metrics.json").write_bytes(metrics.read_bytes())  # the resumed run keeps the history up to step
+        moved.append("metrics.json (a copy)")
+    return aside, moved
+
+
+def _trailing_number(stem: str) -> int | None:
+    tail = stem.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def _history(path: Path) -> list[dict[str, Any]]:
+    try:
+        return json.loads(path.read_text()).get("history", [])
+    except (OSError, ValueError, AttributeError):
+        return []  # an unreadable metrics.json is left where it is; RunLogger reports it
 
 
 class RunLogger:
@@ -70,7 +130,7 @@ class RunLogger:
     def sample(self, step: int, G: nn.Module, D: nn.Module) -> None:
         image = self.evaluator.picture(G, D)
         self.tb.image(self.evaluator.picture_tag, step, image)
-        self._write(lambda: save_png(image, self.run_dir / "samples" / f"{self.evaluator.picture_name}_{step:07d}.png"), "sample picture")
+        self._write(lambda: save_png(image, self.run_dir / SAMPLES_DIR / f"{self.evaluator.picture_name}_{step:07d}.png"), "sample picture")
 
     def evaluate(self, step: int, G: nn.Module, D: nn.Module) -> dict[str, float]:
         metrics = self.evaluator.evaluate(G)
