@@ -201,6 +201,28 @@ def test_float_image_outside_unit_range_is_refused_naming_file_and_mode(tmp_path
     assert "dataset.on_corrupt=skip" in message and "\n" not in message
 
 
+@pytest.mark.parametrize("write", [
+    lambda p: Image.fromarray(ramp(0, 65535 / 0.75, np.int32), "I").save(p),  # Pillow's mode I: signed 32-bit; 0..65535
+    lambda p: write_grey_tiff(p, ramp(0, 65535 / 0.75, np.uint32), sample_format=1),
+], ids=["signed", "unsigned"])
+def test_16_bit_data_in_a_32_bit_image_is_refused_not_flattened(tmp_path, write):
+    """Under the full-range rule 0..65535 in a 32-bit image lands on one or two grey levels: say so."""
+    bad = tmp_path / "depth.tif"
+    write(bad)
+    with pytest.raises(ConfigError) as err:
+        ImageFolder(str(tmp_path), resolution=SIZE, num_workers=0).sample(4)
+    message = str(err.value)
+    assert str(bad) in message and "mode I" in message and "32-bit" in message and "[0, 65535]" in message
+    assert "16-bit" in message and "\n" not in message
+
+
+def test_a_constant_32_bit_image_still_loads_by_the_full_range(tmp_path):
+    Image.fromarray(np.full((SIZE, SIZE), 2**30, np.int32), "I").save(tmp_path / "flat.tif")
+    x = ImageFolder(str(tmp_path), resolution=SIZE, channels=1, num_workers=0).sample(2)
+    level = round((2**30 + 2**31) * 255 / (2**32 - 1))  # 191
+    torch.testing.assert_close(x, torch.full_like(x, level / 127.5 - 1))
+
+
 @pytest.mark.parametrize("in_memory", ["true", "false"])
 def test_refused_image_is_skipped_like_an_unreadable_one(tmp_path, in_memory):
     bad = tmp_path / "depth.tif"

@@ -118,6 +118,13 @@ def _wide_grey(img: Image.Image, value_range: tuple[int, int] | None, path: str)
     if high > (1 << 31) - 1:  # unsigned 32-bit samples: Pillow keeps their bits in a signed int32
         values = values.view(np.uint32)
     values = values.astype(np.float64)
+    span = float(values.max() - values.min()) if values.size else 0.0
+    if high - low > (1 << 16) and 0 < span < (high - low) / 255:
+        # E.g. 16-bit data saved as 32-bit integers: under the full-range rule every pixel would land
+        # on one or two grey levels, a flat image that trains without a word. Say so instead.
+        raise ConfigError(f"dataset imagefolder: image {path} has mode I ({'signed' if low < 0 else 'unsigned'} 32-bit) with values in "
+                          f"[{values.min():.0f}, {values.max():.0f}], which the full 32-bit range maps to at most 2 of 256 grey levels; "
+                          f"save it as a 16-bit image (values 0..65535) or as float in [0, 1]")
     if "transparency" in img.info:  # a PNG's transparent grey level: composited on black
         values[values == float(img.info["transparency"])] = low
     return Image.fromarray(np.rint((values - low) * (255.0 / (high - low))).astype(np.uint8), "L")
@@ -131,7 +138,8 @@ def to_8bit(img: Image.Image, channels: int, path: str | os.PathLike = "") -> Im
     - EXIF orientation first (``ImageOps.exif_transpose``), so a rotated phone photo is upright;
     - ``1``, ``L``: grey as stored (``1`` -> 0 or 255);
     - ``I;16``, ``I;16L``, ``I;16B``, ``I;16N``: ``round(v * 255 / 65535)``;
-    - ``I``: linear from :func:`integer_range` (the file's declared bit depth) to 0..255;
+    - ``I``: linear from :func:`integer_range` (the file's declared bit depth) to 0..255; a 32-bit
+      image whose values (not all equal) would land on at most 2 grey levels is refused, not flattened;
     - ``F``: ``round(v * 255)`` when every value lies in [0, 1]; otherwise (or NaN/inf) refused;
     - ``RGB``, ``RGBX``, ``P``, ``CMYK``, ``YCbCr``, ``LAB``, ``HSV``: Pillow's conversion to RGB;
     - alpha (``LA``, ``La``, ``PA``, ``RGBA``, ``RGBa``) or a transparent colour in ``info``
@@ -145,8 +153,8 @@ def to_8bit(img: Image.Image, channels: int, path: str | os.PathLike = "") -> Im
         path: the file, named in the error message.
 
     Raises:
-        ConfigError: one line naming the file and the mode, for ``F`` outside [0, 1] and for a mode
-            the rule does not cover.
+        ConfigError: one line naming the file and the mode, for ``F`` outside [0, 1], for 32-bit ``I``
+            data that would flatten to at most 2 grey levels, and for a mode the rule does not cover.
     """
     mode = img.mode
     value_range = integer_range(img) if mode == "I" else None  # before exif_transpose, whose copy has no format
