@@ -124,6 +124,7 @@ class NullRun:
 
     def progress(self, step): pass
     def log(self, step, scalars): self.scalars = scalars
+    def histograms(self, step, values): pass
     def sample(self, step, G, D): pass
     def evaluate(self, step, G, D): return {}
     def save(self, step, state): pass

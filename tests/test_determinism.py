@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from ganlab.objectives.constraints import SpectralNorm
-from ganlab.train.loop import critic_input_gradients
+from ganlab.train.diagnostics import critic_input_gradients
 from ganlab.train.observe import observing
 from ganlab.apps.build import build_data, build_networks, build_objective_from
 

@@ -16,7 +16,8 @@ from ganlab.logger.run import RunLogger
 from ganlab.metrics.evaluator import build_evaluator
 from ganlab.objectives import build_objective
 from ganlab.precision import Precision
-from ganlab.train.loop import Diverged, Faults, train
+from ganlab.train.faults import Diverged, Faults
+from ganlab.train.loop import train
 from ganlab.train.optim import build_optimizers
 
 from networks import build_model

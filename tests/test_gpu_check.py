@@ -85,6 +85,7 @@ class EventsRun:
 
     def progress(self, step): pass
     def log(self, step, scalars): self.tb.scalars(step, scalars)
+    def histograms(self, step, values): self.tb.histograms(step, values)
     def sample(self, step, G, D): pass
     def evaluate(self, step, G, D): return {}
     def save(self, step, state): pass

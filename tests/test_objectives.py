@@ -11,7 +11,8 @@ from torch import nn
 from ganlab.logger.stats import Stats
 from ganlab.objectives import build_objective
 from ganlab.objectives import losses
-from ganlab.objectives.constraints import GradientPenalty, SpectralNorm, WeightClip, input_gradient_norm
+from ganlab.objectives.constraints import GradientPenalty, SpectralNorm, WeightClip
+from ganlab.objectives.gradients import input_gradient_norm
 from ganlab.precision import Precision
 
 from networks import build_model

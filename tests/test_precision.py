@@ -204,7 +204,7 @@ def test_cuda_steps_have_no_host_sync(name):
 
 def test_a_collapsed_loss_scale_is_divergence():
     """NaN data: every fp16 step overflows and is skipped; once the scale has collapsed the run stops."""
-    from ganlab.train.loop import Diverged
+    from ganlab.train.faults import Diverged
 
     class NaNData(Gaussians25):
         def sample(self, n, generator=None):

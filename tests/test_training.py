@@ -23,6 +23,7 @@ class RecordingRun:
 
     def __init__(self):
         self.logged: dict[int, dict[str, float]] = {}
+        self.histograms_logged: dict[int, dict[str, torch.Tensor]] = {}
         self.saved: list[int] = []
 
     def progress(self, step):
@@ -30,6 +31,9 @@ class RecordingRun:
 
     def log(self, step, scalars):
         self.logged[step] = scalars
+
+    def histograms(self, step, values):
+        self.histograms_logged[step] = values
 
     def sample(self, step, G, D):
         pass

@@ -32,7 +32,8 @@ from ganlab.precision import Precision, resolve_precision
 from ganlab.runinfo import resolve_device, run_info, write_run_info
 from ganlab.train import fast
 from ganlab.train.ema import EMA
-from ganlab.train.loop import Faults, Interrupted, train
+from ganlab.train.faults import Faults
+from ganlab.train.loop import Interrupted, train
 from ganlab.train.observe import observing
 from ganlab.train.signals import EXIT_STATUS, StopOnSignal
 from ganlab.train.state import restore

@@ -127,6 +127,9 @@ class RunLogger:
         self.tb.scalars(step, scalars)
         self.progress_display.report(step, scalars)
 
+    def histograms(self, step: int, values: dict[str, torch.Tensor]) -> None:
+        self.tb.histograms(step, values)
+
     def sample(self, step: int, G: nn.Module, D: nn.Module) -> None:
         image = self.evaluator.picture(G, D)
         self.tb.image(self.evaluator.picture_tag, step, image)

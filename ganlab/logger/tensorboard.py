@@ -24,6 +24,12 @@ class TensorBoard:
         for tag, value in values.items():
             self.writer.add_scalar(tag, value, step)
 
+    def histograms(self, step: int, values: dict[str, torch.Tensor]) -> None:
+        """``values``: tag -> a tensor of any shape (its values are binned; non-finite ones are dropped)."""
+        for tag, value in values.items():
+            value = value.detach().float().flatten().cpu()
+            self.writer.add_histogram(tag, value[torch.isfinite(value)], step)
+
     def image(self, tag: str, step: int, image: torch.Tensor) -> None:
         """``image``: a uint8 (3, H, W) tensor."""
         self.writer.add_image(tag, image, step, dataformats="CHW")

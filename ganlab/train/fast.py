@@ -42,6 +42,6 @@ def compiled(module: nn.Module) -> nn.Module:
     Shapes are static in a GAN step (batch, 2 x batch for the critic's real+fake pass), so
     ``dynamic=False`` keeps one specialised graph per shape. AOTAutograd cannot differentiate a
     compiled graph twice, so the gradient penalty's double backward runs the eager module
-    (:func:`ganlab.objectives.constraints.uncompiled`).
+    (:func:`ganlab.objectives.gradients.uncompiled`).
     """
     return torch.compile(module, dynamic=False)
