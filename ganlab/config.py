@@ -272,7 +272,7 @@ def swept_overrides(task_overrides: list[str], argv: list[str] | None = None) ->
     chosen = sorted(o for o in task_overrides if o.split("=", 1)[0].lstrip("+~") in swept) or sorted(task_overrides)
     if not chosen:
         return ""  # nothing overridden: Hydra puts the one job in the sweep directory itself
-    # A sweep hands each job its value escaped (``a\\ dir\\:x`` for ``a dir:x``); name it by what was typed.
+    # A sweep hands each job its value escaped (``a\ dir\:x`` for ``a dir:x``); name it by what was typed.
     chosen = [_HYDRA_ESCAPE.sub(r"\1", o) for o in chosen]
     return portable_name(",".join(chosen), MAX_DIRNAME, distinct_by_case=any(map(_has_cased_text, chosen)))
 

@@ -75,7 +75,7 @@ def supersede_after(run_dir: str | Path, step: int) -> tuple[Path, list[str]] | 
     if samples.is_dir():
         later += sorted(path for path in samples.glob("*_*.png") if (n := _trailing_number(path.stem)) is not None and n > step)
     metrics = run_dir / "metrics.json"
-    copy_metrics = metrics.is_file() and any(h.get("step", 0) > step for h in _history(metrics))
+    copy_metrics = any(h["step"] > step for h in _history(metrics))
     aside = run_dir / f"{SUPERSEDED}{max((n for n, _ in numbered(run_dir, SUPERSEDED)), default=0) + 1}"
     moved = []
     for path in later:
@@ -96,10 +96,8 @@ def _trailing_number(stem: str) -> int | None:
 
 
 def _history(path: Path) -> list[dict[str, Any]]:
-    try:
-        return json.loads(path.read_text()).get("history", [])
-    except (OSError, ValueError, AttributeError):
-        return []  # an unreadable metrics.json is left where it is; RunLogger reports it
+    """The evaluations recorded in a run's metrics.json (none when there is no such file)."""
+    return json.loads(path.read_text()).get("history", []) if path.is_file() else []
 
 
 class RunLogger:
@@ -179,10 +177,7 @@ class RunLogger:
         self.tb.close()
 
     def _earlier_history(self, start_step: int) -> list[dict[str, Any]]:
-        path = self.run_dir / "metrics.json"
-        if not path.is_file():
-            return []
-        return [h for h in json.loads(path.read_text()).get("history", []) if h["step"] <= start_step]
+        return [h for h in _history(self.run_dir / "metrics.json") if h["step"] <= start_step]
 
     def _write_metrics(self, final: dict[str, float] | None) -> None:
         body: dict[str, Any] = {"history": self.history}

@@ -41,13 +41,18 @@ def critic_input_gradients(D: nn.Module, real: Tensor, fake: Tensor, step: int) 
     interpolation weights come from a generator seeded by ``step``: a step's figures do not
     depend on ``log_every``.
     """
-    out = {}
     with observing(D):
-        x_hat = interpolates(real, fake, generator=observer_generator(real.device, step, CRITIC_GRAD_STREAM))
-        for name, x in (("real", real), ("fake", fake), ("interp", x_hat)):
-            norm = input_gradient_norm(D, x)
-            out[f"CriticGrad/{name}_mean"] = norm.mean()
-            out[f"CriticGrad/{name}_max"] = norm.max()
+        return _input_gradient_norms(D, real, fake, step)
+
+
+def _input_gradient_norms(D: nn.Module, real: Tensor, fake: Tensor, step: int) -> dict[str, Tensor]:
+    """:func:`critic_input_gradients` without its own :func:`observing` (the caller holds one)."""
+    out = {}
+    x_hat = interpolates(real, fake, generator=observer_generator(real.device, step, CRITIC_GRAD_STREAM))
+    for name, x in (("real", real), ("fake", fake), ("interp", x_hat)):
+        norm = input_gradient_norm(D, x)
+        out[f"CriticGrad/{name}_mean"] = norm.mean()
+        out[f"CriticGrad/{name}_max"] = norm.max()
     return out
 
 
@@ -70,11 +75,13 @@ def critic_diagnostics(objective: Objective, D: nn.Module, real: Tensor, fake: T
     ``real`` and ``fake`` are (n, ...) batches on D's device; returned values are device tensors
     (scalars of shape (), histograms of shape (n,)), read once with the interval's statistics.
     """
+    # Two blocks: the scores and the input gradients each see the critic as training left it
+    # (a forward pass in training mode advances spectral norm's power iteration).
     with observing(D), torch.no_grad():
         scores = D(torch.cat([real, fake])).float().flatten()
     d_real, d_fake = scores.split([real.shape[0], fake.shape[0]])
     with observing(D):
         D.requires_grad_(True)  # the generator step froze it; its input gradients need its graph
-        scalars = {**objective.diagnostics(D), **critic_input_gradients(D, real, fake, step)}
+        scalars = {**objective.diagnostics(D), **_input_gradient_norms(D, real, fake, step)}
     scalars["Critic/accuracy"] = ranking_accuracy(d_real, d_fake)
     return scalars, {"Histogram/D_real": d_real, "Histogram/D_fake": d_fake}
