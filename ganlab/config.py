@@ -17,15 +17,16 @@ import re
 import sys
 from pathlib import Path
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from hydra.core.config_store import ConfigStore
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import MISSING, OmegaConf
 
 from ganlab.checkpoint import latest_checkpoint, resume_run_dir
-from ganlab.errors import ConfigError
+from ganlab.errors import ConfigError, require
 from ganlab.filenames import numbered, portable_name
+from ganlab.schedules import ScheduleConfig
 
 
 class Precision(enum.Enum):
@@ -33,20 +34,6 @@ class Precision(enum.Enum):
     fp32 = "fp32"
     bf16 = "bf16"  # autocast to bfloat16: CUDA (Ampere or newer) and CPU; needs no scaler
     fp16 = "fp16"  # autocast to float16 with a GradScaler: CUDA only
-
-
-class LossName(enum.Enum):
-    js = "js"  # original GAN: binary cross-entropy on logits (Goodfellow 2014)
-    wasserstein = "wasserstein"  # E[D(fake)] - E[D(real)] (Arjovsky 2017)
-    hinge = "hinge"  # relu(1 - D(real)) + relu(1 + D(fake)) (SN-GAN, Miyato 2018)
-    least_squares = "least_squares"  # LSGAN (Mao 2017)
-
-
-class ConstraintName(enum.Enum):
-    none = "none"
-    clip = "clip"  # clip every critic weight to [-c, c] after each critic step (WGAN)
-    gp = "gp"  # gradient penalty on real-fake interpolates (WGAN-GP)
-    sn = "sn"  # spectral normalisation of every critic layer (SN-GAN)
 
 
 class CriticNorm(enum.Enum):
@@ -98,25 +85,28 @@ class OptimizerName(enum.Enum):
 
 
 @dataclass
+class OptimizerSchedules:
+    lr_G: ScheduleConfig = field(default_factory=ScheduleConfig)
+    lr_D: ScheduleConfig = field(default_factory=ScheduleConfig)
+    beta2: ScheduleConfig = field(default_factory=ScheduleConfig)  # Adam only; both players (R3GAN: 0.9 -> 0.99)
+
+
+@dataclass
 class OptimizerConfig:
     name: OptimizerName = OptimizerName.adam
     lr_G: float = 1e-4
     lr_D: float = 1e-4
     betas: list[float] = field(default_factory=lambda: [0.5, 0.9])  # Adam only
     alpha: float = 0.99  # RMSProp smoothing constant (PyTorch default)
+    schedule: OptimizerSchedules = field(default_factory=OptimizerSchedules)  # ganlab.schedules: constant, linear or cosine, warm-up
 
 
 @dataclass
 class ObjectiveConfig:
     name: str = MISSING  # preset name, shown in run summaries
-    loss: LossName = MISSING
-    saturating: bool = False  # js only: the original log(1 - D(G(z))) generator loss
-    constraint: ConstraintName = ConstraintName.none
+    loss: Any = MISSING  # a loss family: conf/objective/loss/<name>.yaml, e.g. objective/loss=hinge
+    constraints: Dict[str, Any] = field(default_factory=dict)  # conf/objective/constraints/<name>.yaml, e.g. objective/constraints=[gp]
     n_critic: int = 1  # critic steps per generator step
-    clip_value: float = 0.01  # constraint=clip: c
-    gp_weight: float = 10.0  # constraint=gp: lambda
-    gp_every: int = 1  # constraint=gp: k > 1 = lazy penalty, on 1 critic step in k with weight k * lambda (StyleGAN2)
-    sn_power_iterations: int = 1  # constraint=sn: power iterations per critic forward
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
 
 
@@ -226,6 +216,7 @@ class TrainConfig:
     max_rollbacks: int = 3
     rollback_lr_factor: float = 0.5  # learning rates are multiplied by this at each rollback
     metrics: MetricsConfig = field(default_factory=lambda: MetricsConfig())
+    tuning: Dict[str, Any] = field(default_factory=dict)  # per-data values that components read, e.g. tuning.gp.weight (conf/tuning/)
 
 
 @dataclass
@@ -324,6 +315,10 @@ def register_configs() -> None:
     # Group schemas live at the root (not inside their group), so that `ganlab train --help`
     # lists only real options; an option file pulls its schema in with `/<name>@_here_`.
     cs.store(name="objective_schema", node=ObjectiveConfig)
+    from ganlab.objectives.components import component_schemas  # imports torch: not needed before a config is composed
+
+    for name, schema in component_schemas().items():  # every loss family and constraint: ganlab.objectives.components
+        cs.store(name=name, node=schema)
     cs.store(name="toy_schema", node=ToyDatasetConfig)
     cs.store(name="digits_schema", node=DigitsConfig)
     cs.store(name="torchvision_schema", node=TorchvisionDatasetConfig)
@@ -338,9 +333,7 @@ def register_configs() -> None:
 _DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 
 
-def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}={value} is not allowed: {allowed}")
+_require = require  # ConfigError: "<key>=<value> is not allowed: <allowed>"
 
 
 def validate_train(cfg: Any) -> None:
@@ -360,15 +353,9 @@ def validate_train(cfg: Any) -> None:
         len(betas) == 2 and all(0 <= b < 1 for b in betas),
         "objective.optimizer.betas", betas, "need two values in [0, 1), e.g. [0.5,0.999]",
     )
-    _require(obj.clip_value > 0, "objective.clip_value", obj.clip_value, "the clip bound c must be > 0")
-    _require(obj.gp_weight >= 0, "objective.gp_weight", obj.gp_weight, "the penalty weight must be >= 0")
-    _require(obj.gp_every >= 1, "objective.gp_every", obj.gp_every, "must be >= 1: 1 applies the penalty on every critic step, k on one in k")
-    _require(obj.sn_power_iterations >= 1, "objective.sn_power_iterations", obj.sn_power_iterations, "must be >= 1")
-    _require(
-        not obj.saturating or obj.loss == LossName.js,
-        "objective.saturating", obj.saturating,
-        f"the saturating generator loss exists only for objective.loss=js (loss is {obj.loss.value})",
-    )
+    from ganlab.apps.build import check_objective  # the components check their own options
+
+    check_objective(obj)
     for key in ("z_dim", "width", "depth"):
         if key in cfg.model:
             _require(cfg.model[key] >= 1, f"model.{key}", cfg.model[key], "must be >= 1")

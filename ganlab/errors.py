@@ -44,6 +44,28 @@ class ConfigError(Exception):
     """Bad configuration, file or command-line input, reported as one line."""
 
 
+class OptionError(ConfigError):
+    """An option outside its range: ``<key>=<value> is not allowed: <allowed>``.
+
+    A component (a loss, a constraint, a schedule) checks its own options and knows only its own
+    keys; whoever builds it from the config tree names the whole path with :meth:`at`.
+    """
+
+    def __init__(self, key: str, value: Any, allowed: str):
+        super().__init__(f"{key}={value} is not allowed: {allowed}")
+        self.key, self.value, self.allowed = key, value, allowed
+
+    def at(self, path: str) -> OptionError:
+        """The same error with ``key`` prefixed by the config path of its node, e.g. ``objective.constraints.gp``."""
+        return OptionError(f"{path}.{self.key}" if path else self.key, self.value, self.allowed)
+
+
+def require(ok: bool, key: str, value: Any, allowed: str) -> None:
+    """Raise :class:`OptionError` (``key=value is not allowed: allowed``) unless ``ok``."""
+    if not ok:
+        raise OptionError(key, value, allowed)
+
+
 class TrainingFailed(Exception):
     """Training started but could not finish; reported as one line with ``exit_status``."""
 

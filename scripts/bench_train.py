@@ -4,7 +4,7 @@
     python scripts/bench_train.py --cases dcgan32-digits --objectives js,wgan_gp,spectral_norm
     python scripts/bench_train.py --cases resnet32 --precisions fp32,bf16 --seconds 20
     python scripts/bench_train.py --compile           # ganlab with compile=true as well
-    python scripts/bench_train.py --set objective.gp_every=4   # any config override, here the lazy penalty
+    python scripts/bench_train.py --set objective.constraints.gp.every=4   # any config override, here the lazy penalty
 
 Each case builds G, D and the data from ganlab's own config (as ``ganlab train`` does), then times
 
@@ -174,7 +174,7 @@ class Ganlab:
             loss_D = objective.loss.critic(*scores.split([B, B]))
             sync(self.device)
             t1 = time.perf_counter()
-            penalty = objective.constraint.penalty(D, real, fake, precision)
+            penalty = objective.penalty(D, real, fake, precision, Stats())
             if penalty is not None:
                 loss_D = loss_D + penalty
             sync(self.device)
@@ -223,7 +223,8 @@ class Reference:
 
     def __init__(self, cfg, G, D, data, device):
         o = plain(cfg.objective)
-        self.kind = {"gp": "wgan_gp", "sn": "sngan"}.get(o["constraint"], "dcgan")
+        # The reference loop that matches the objective's constraint: WGAN-GP's, SN-GAN's, or DCGAN's (none).
+        self.kind = "wgan_gp" if "gp" in o["constraints"] else "sngan" if "sn" in o["constraints"] else "dcgan"
         use_torch_activations(D)  # nn.ReLU / nn.LeakyReLU, as reference code has them
         if self.kind == "sngan":
             add_torch_spectral_norm(D)
@@ -264,7 +265,7 @@ class Reference:
                 fake = netG(noisev)
             D_fake = netD(fake).mean()
             D_fake.backward(torch.tensor(1.0, device=device))
-            gradient_penalty = reference_penalty(netD, real_data_v, fake, self.o["gp_weight"], device)
+            gradient_penalty = reference_penalty(netD, real_data_v, fake, self.o["constraints"]["gp"]["weight"], device)
             gradient_penalty.backward()
             D_cost = D_fake - D_real + gradient_penalty
             Wasserstein_D = D_real - D_fake
@@ -415,7 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compile", action="store_true", help="also time ganlab with compile=true")
     parser.add_argument("--device", help="run every case on this device instead of its own (e.g. the CUDA cases on the CPU, as a smoke test)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="a ganlab config override for every case, e.g. --set objective.gp_every=4 (repeatable)")
+                        help="a ganlab config override for every case, e.g. --set objective.constraints.gp.every=4 (repeatable)")
     args = parser.parse_args(argv)
     register_configs()
     if args.threads:

@@ -3,7 +3,7 @@ under 3 minutes on a 2-core CPU, cover 25/25 modes, and reach W1 <= 4x the real-
 
     python scripts/check_default.py            # seed 0, the default
     python scripts/check_default.py 0 1 2      # several seeds, one after another
-    python scripts/check_default.py 0 1 objective.gp_every=4   # the default with overrides (lazy penalty)
+    python scripts/check_default.py 0 1 objective.constraints.gp.every=4   # the default with overrides (lazy penalty)
 
 Runs the installed `ganlab` command in a temporary directory and prints one line per seed.
 """

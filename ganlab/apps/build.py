@@ -3,7 +3,7 @@ objective and optimizers, so that train, sample and eval build them the same way
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from hydra.errors import InstantiationException
@@ -11,8 +11,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from ganlab.data import value_range
-from ganlab.errors import ConfigError
+from ganlab.errors import ConfigError, OptionError
 from ganlab.objectives import Objective, build_objective
+from ganlab.schedules import Schedule, Scheduled, Schedules, schedule_of
 from ganlab.train.optim import build_optimizers
 
 
@@ -44,13 +45,83 @@ def build_networks(model: Any, data_shape: tuple[int, ...], device: torch.device
 
 
 def build_objective_from(objective: Any) -> Objective:
-    o = plain(objective)
-    return build_objective(
-        o["loss"], o["constraint"], n_critic=o["n_critic"], saturating=o["saturating"],
-        clip_value=o["clip_value"], gp_weight=o["gp_weight"], gp_every=o["gp_every"], sn_power_iterations=o["sn_power_iterations"],
-    )
+    """The objective of the ``objective`` config node: its loss family and constraints, each
+    instantiated from its own node (:func:`ganlab.objectives.build_objective`)."""
+    return build_objective(plain(objective), "objective")
 
 
 def build_optimizers_from(objective: Any, G: torch.nn.Module, D: torch.nn.Module) -> tuple[torch.optim.Optimizer, torch.optim.Optimizer]:
     opt = plain(objective)["optimizer"]
     return build_optimizers(G, D, opt["name"], opt["lr_G"], opt["lr_D"], opt["betas"], opt["alpha"])
+
+
+def _scalars(objective: dict[str, Any]) -> list[tuple[str, str, float, dict | None]]:
+    """Every scalar of the objective that may follow a schedule: (config path of its schedule,
+    TensorBoard tag, configured value, schedule node)."""
+    opt, path = objective["optimizer"], "objective.optimizer.schedule"
+    schedules = opt.get("schedule") or {}
+    found = [
+        (f"{path}.lr_G", "LR/G", opt["lr_G"], schedules.get("lr_G")),
+        (f"{path}.lr_D", "LR/D", opt["lr_D"], schedules.get("lr_D")),
+    ]
+    if opt["name"] == "adam":
+        found.append((f"{path}.beta2", "Optimizer/beta2", opt["betas"][1], schedules.get("beta2")))
+    for name, node in (objective.get("constraints") or {}).items():
+        if isinstance(node, dict) and "weight" in node and "schedule" in node:  # a penalty
+            found.append((f"objective.constraints.{name}.schedule.weight", f"Penalty/{name}/weight", node["weight"], node["schedule"].get("weight")))
+    return found
+
+
+def _schedule(path: str, start: float, node: dict | None, steps: int | None) -> Schedule:
+    try:
+        schedule = schedule_of(start, node)
+    except OptionError as err:
+        raise err.at(path) from None
+    return schedule.with_length(steps) if steps is not None else schedule
+
+
+def check_objective(objective: Any) -> None:
+    """Check every option of the objective's components and schedules (one-line ConfigError)."""
+    o = plain(objective)
+    build_objective(o, "objective")
+    for path, _, start, node in _scalars(o):
+        _schedule(path, start, node, None)
+    beta2 = ((o["optimizer"].get("schedule") or {}).get("beta2") or {})
+    if o["optimizer"]["name"] != "adam" and (beta2.get("shape", "constant") != "constant" or beta2.get("warmup", 0)):
+        raise ConfigError(f"objective.optimizer.schedule.beta2 is not allowed with objective.optimizer.name={o['optimizer']['name']}: only Adam has beta2")
+
+
+def build_schedules(objective_cfg: Any, objective: Objective, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer, steps: int) -> Schedules:
+    """The run's :class:`~ganlab.schedules.Schedules`: the learning rates, Adam's beta2 and each
+    penalty's weight, each set from its schedule at every generator step (a constant schedule sets
+    the configured value). A schedule without ``steps`` runs over the run's ``steps``."""
+    o = plain(objective_cfg)
+
+    def setter(opts: tuple[torch.optim.Optimizer, ...], key: str) -> Callable[[float], None]:
+        def set_value(value: float) -> None:
+            for opt in opts:
+                for group in opt.param_groups:
+                    if key == "beta2":
+                        group["betas"] = (group["betas"][0], value)
+                    else:
+                        group[key] = value
+        return set_value
+
+    def penalty_weight(name: str) -> Callable[[float], None]:
+        return lambda value: setattr(objective.constraints[name], "weight", value)
+
+    setters = {"LR/G": (setter((opt_G,), "lr"), True), "LR/D": (setter((opt_D,), "lr"), True), "Optimizer/beta2": (setter((opt_G, opt_D), "beta2"), False)}
+    scheduled = []
+    for path, tag, start, node in _scalars(o):
+        set_value, is_lr = setters.get(tag) or (penalty_weight(tag.split("/")[1]), False)
+        scheduled.append(Scheduled(tag, _schedule(path, start, node, steps), set_value, learning_rate=is_lr))
+    return Schedules(scheduled)
+
+
+def resolve_schedule_lengths(cfg: DictConfig) -> None:
+    """Write the run's ``steps`` into every schedule that has none, so that the checkpoint's config
+    keeps the length the run started with: a resume with another ``steps`` continues the same schedule."""
+    o = plain(cfg.objective)
+    for path, _, _, node in _scalars(o):
+        if node is not None and node.get("steps") is None and (node.get("shape", "constant") != "constant"):
+            OmegaConf.update(cfg, f"{path}.steps", cfg.steps, merge=False)

@@ -5,6 +5,7 @@ This is the only place that reads the training config tree; everything below rec
 
 from __future__ import annotations
 
+import copy
 import logging
 import random
 from pathlib import Path
@@ -18,7 +19,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from ganlab.apps import CONFIG_DIR
-from ganlab.apps.build import build_data, build_networks, build_objective_from, build_optimizers_from, plain
+from ganlab.apps.build import build_data, build_networks, build_objective_from, build_optimizers_from, build_schedules, plain, resolve_schedule_lengths
+from ganlab.apps.migrate import is_flat, migrate_config
 from ganlab.apps.saved_config import check_saved_config
 from ganlab.checkpoint import load_checkpoint, resume_target
 from ganlab.config import TrainConfig, register_configs, validate_train
@@ -64,8 +66,11 @@ def resumed_config(saved: dict, composed: DictConfig, overrides: list[str]) -> D
     """
     cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), saved)
     saved_cfg = OmegaConf.create(saved)
+    composed = copy.deepcopy(composed)  # compared as the saved config was written: schedules of the run's length resolved
+    composed.steps = saved_cfg.steps
+    resolve_schedule_lengths(composed)
     for override in OverridesParser.create().parse_overrides(overrides):
-        key = override.key_or_group
+        key = override.key_or_group.replace("/", ".")  # a group of a group: objective/constraints=[gp]
         if key.startswith("hydra."):
             continue
         if key in RESUMABLE_KEYS:
@@ -86,9 +91,14 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
     saved = load_checkpoint(checkpoint) if checkpoint else None
     if saved is not None:
         check_saved_config(saved.get("config") if isinstance(saved, dict) else None, f"checkpoint {checkpoint}")  # before any of it is used: it may come from anyone
-        cfg = resumed_config(saved["config"], cfg, list(hydra_cfg.overrides.task))
+        if is_flat(saved["config"]):
+            log.info("checkpoint %s has the objective layout from before its components (loss, constraint, gp_weight, ...): read into today's", checkpoint)
+        saved_config = migrate_config(saved["config"], f"checkpoint {checkpoint}")
+        cfg = resumed_config(saved_config, cfg, list(hydra_cfg.overrides.task))
         validate_train(cfg)
         OmegaConf.save(cfg, run_dir / hydra_cfg.output_subdir / "config.yaml")  # what this process runs
+    else:
+        resolve_schedule_lengths(cfg)  # kept in the checkpoint's config: a resume with other steps keeps the schedules
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
@@ -103,6 +113,7 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
     objective = build_objective_from(cfg.objective)
     objective.attach(D)  # before D's optimizer: spectral norm re-registers D's weights
     opt_G, opt_D = build_optimizers_from(cfg.objective, G, D)
+    schedules = build_schedules(cfg.objective, objective, opt_G, opt_D, cfg.steps)
     ema = EMA(G, cfg.ema_decay) if cfg.ema_decay > 0 else None
     precision = Precision(resolve_precision(cfg.precision.value, device, fast.has_convolutions(D)), device)
     with observing(G, D):  # the metric classifier (trained or cached) and held-out draws leave the run as it was
@@ -114,7 +125,7 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
     start_step = 0
     if saved is not None:
         try:
-            start_step = restore(saved, G, D, opt_G, opt_D, precision, ema, data, stats)
+            start_step = restore(saved, G, D, opt_G, opt_D, precision, ema, data, stats, schedules)
         except (KeyError, RuntimeError, ValueError) as err:
             detail = " ".join(line.strip() for line in str(err).splitlines()[:3])
             raise ConfigError(f"resume={cfg.resume}: checkpoint {checkpoint} does not fit this run: {detail[:300]}") from err
@@ -145,7 +156,7 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
                 G, D, objective, opt_G, opt_D, data, precision, run,
                 steps=cfg.steps, batch_size=cfg.batch_size, log_every=cfg.log_every,
                 sample_every=cfg.sample_every, eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every,
-                ema=ema, stats=stats, start_step=start_step, faults=faults, compile=cfg.compile,
+                ema=ema, stats=stats, start_step=start_step, faults=faults, compile=cfg.compile, schedules=schedules,
             )
         except Interrupted as err:
             raise Interrupted(f"{stop.received.name}: {err}; resume with: ganlab train resume={run_dir}", EXIT_STATUS[stop.received]) from None

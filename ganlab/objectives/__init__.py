@@ -1,4 +1,4 @@
-"""Objectives: loss families (losses.py), critic constraints (constraints.py) and their composition."""
+"""Objectives: loss families (losses/), constraints on the critic (constraints/) and their composition."""
 
 from ganlab.objectives.objective import Objective, build_objective
 

@@ -1,33 +1,40 @@
-"""An objective = a loss family + a constraint + the number of critic steps per generator step.
+"""An objective: a loss family, the constraints on the critic, and the critic steps per generator step.
 
 The training loop knows objectives only through this class: ``critic_loss`` and
 ``generator_loss`` return the losses to minimise and report what is worth logging into a
-:class:`~ganlab.logger.stats.Stats`; ``after_critic_step`` and ``diagnostics`` pass through to
-the constraint. The networks are used only as callables ``D(x)``.
+:class:`~ganlab.logger.stats.Stats`; ``attach``, ``after_critic_step`` and ``diagnostics`` pass
+through to every constraint. Each penalty reports itself as ``Penalty/<its config name>``; the
+other constraints report their own diagnostics. The networks are used only as callables ``D(x)``.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import nn
 
 from ganlab.logger.stats import Stats
-from ganlab.objectives.constraints import CONSTRAINTS, Constraint
-from ganlab.objectives.losses import LOSSES, LossFamily
+from ganlab.objectives.components import build_component
+from ganlab.objectives.constraints import Constraint
+from ganlab.objectives.losses import Loss
 from ganlab.precision import Precision
 
 Tensor = torch.Tensor
 
 
 class Objective:
-    def __init__(self, loss: LossFamily, constraint: Constraint, n_critic: int = 1):
+    """``loss`` with ``constraints`` (by config name, applied in order) and ``n_critic`` >= 1."""
+
+    def __init__(self, loss: Loss, constraints: dict[str, Constraint] | None = None, n_critic: int = 1):
         self.loss = loss
-        self.constraint = constraint
+        self.constraints = dict(constraints or {})
         self.n_critic = n_critic
 
     def attach(self, D: nn.Module) -> None:
-        """Let the constraint change the critic; call before building the critic's optimizer."""
-        self.constraint.attach(D)
+        """Let the constraints change the critic; call before building the critic's optimizer."""
+        for constraint in self.constraints.values():
+            constraint.attach(D)
 
     def critic_loss(self, D: nn.Module, real: Tensor, fake: Tensor, precision: Precision, stats: Stats, critic_step: int = 0) -> Tensor:
         """The critic's loss on one batch; ``critic_step`` (from 0) lets a lazy penalty skip steps."""
@@ -41,12 +48,21 @@ class Objective:
         stats.report("Wasserstein/estimate", d_real.mean() - d_fake.mean())
         stats.report("Critic/D_real", d_real.mean())
         stats.report("Critic/D_fake", d_fake.mean())
-        penalty = self.constraint.penalty(D, real, fake, precision, critic_step)
+        penalty = self.penalty(D, real, fake, precision, stats, critic_step)
         if penalty is not None:
-            stats.report("Penalty/gp", penalty)
             loss_D = loss_D + penalty
         stats.report("Loss/D", loss_D)
         return loss_D
+
+    def penalty(self, D: nn.Module, real: Tensor, fake: Tensor, precision: Precision, stats: Stats, critic_step: int = 0) -> Tensor | None:
+        """The sum of the penalties due at ``critic_step`` (None when none is), each reported as ``Penalty/<name>``."""
+        total = None
+        for name, constraint in self.constraints.items():
+            value = constraint.penalty(D, real, fake, precision, critic_step)
+            if value is not None:
+                stats.report(f"Penalty/{name}", value)
+                total = value if total is None else total + value
+        return total
 
     def generator_loss(self, D: nn.Module, fake: Tensor, precision: Precision, stats: Stats) -> Tensor:
         with precision.autocast():
@@ -56,23 +72,19 @@ class Objective:
         return loss_G
 
     def after_critic_step(self, D: nn.Module) -> None:
-        self.constraint.after_critic_step(D)
+        for constraint in self.constraints.values():
+            constraint.after_critic_step(D)
 
     def diagnostics(self, D: nn.Module) -> dict[str, Tensor]:
-        return self.constraint.diagnostics(D)
+        return {tag: value for constraint in self.constraints.values() for tag, value in constraint.diagnostics(D).items()}
 
 
-def build_objective(
-    loss: str,
-    constraint: str = "none",
-    n_critic: int = 1,
-    saturating: bool = False,
-    clip_value: float = 0.01,
-    gp_weight: float = 10.0,
-    gp_every: int = 1,
-    sn_power_iterations: int = 1,
-) -> Objective:
-    """Compose an objective from config names, e.g. ``build_objective("hinge", "gp", n_critic=5)``."""
-    family = LOSSES["js_saturating" if saturating else loss]
-    options = dict(clip_value=clip_value, gp_weight=gp_weight, gp_every=gp_every, sn_power_iterations=sn_power_iterations)
-    return Objective(family, CONSTRAINTS[constraint](**options), n_critic)
+def build_objective(config: dict[str, Any], path: str = "objective") -> Objective:
+    """The objective of a config node (plain data: ``loss``, ``constraints``, ``n_critic``, ...).
+
+    Raises:
+        ConfigError: a component's option out of range, named by its full path.
+    """
+    loss = build_component(config["loss"], f"{path}.loss")
+    constraints = {name: build_component(node, f"{path}.constraints.{name}") for name, node in (config.get("constraints") or {}).items()}
+    return Objective(loss, constraints, config["n_critic"])

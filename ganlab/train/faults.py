@@ -62,7 +62,7 @@ class FaultGuard:
     """The non-finite check and its consequences for one run.
 
     ``parts`` are the objects a checkpoint restores, in :func:`ganlab.train.state.restore`'s order
-    (G, D, opt_G, opt_D, precision, ema, data, stats).
+    (G, D, opt_G, opt_D, precision, ema, data, stats, schedules).
     """
 
     def __init__(self, faults: Faults, run: Checkpoints, precision: Precision, parts: tuple):
@@ -106,12 +106,13 @@ class FaultGuard:
         if good is None:
             raise Diverged(self.message(step, bad))
         self.rollbacks += 1
+        schedules = self.parts[-1]
+        scale_before = schedules.lr_scale
         step = restore(good, *self.parts)
         self.skipped_logged = float(self.precision.skipped_steps)
+        schedules.lower_learning_rates(self.faults.rollback_lr_factor, scale_before)
+        schedules.apply(step + 1)  # the rates the run goes on with
         opt_G, opt_D = self.parts[2], self.parts[3]
-        for opt in (opt_G, opt_D):
-            for group in opt.param_groups:
-                group["lr"] *= faults.rollback_lr_factor**self.rollbacks  # the checkpoint holds the unlowered rates
         self.run.rolled_back(step, self.rollbacks, f"non-finite {', '.join(bad)}", opt_G.param_groups[0]["lr"], opt_D.param_groups[0]["lr"])
         return step
 

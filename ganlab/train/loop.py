@@ -22,6 +22,7 @@ from ganlab.errors import TrainingFailed
 from ganlab.logger.stats import Stats
 from ganlab.objectives import Objective
 from ganlab.precision import Precision
+from ganlab.schedules import Schedules
 from ganlab.train.diagnostics import critic_diagnostics
 from ganlab.train.ema import EMA
 from ganlab.train.fast import compiled
@@ -89,6 +90,7 @@ def train(
     start_step: int = 0,
     faults: Faults = Faults(),
     compile: bool = False,
+    schedules: Schedules | None = None,
 ) -> dict[str, float]:
     """Train ``G`` against ``D`` from ``start_step`` to ``steps``; return the final metrics.
 
@@ -100,12 +102,17 @@ def train(
     With ``compile``, the training forward passes go through ``torch.compile``d views of ``G`` and
     ``D`` (:func:`ganlab.train.fast.compiled`); they share the parameters, so the optimizers, EMA,
     checkpoints and pictures use ``G`` and ``D`` themselves.
+
+    ``schedules`` sets the scheduled scalars (learning rates, beta2, penalty weights) at the start
+    of each generator step (:mod:`ganlab.schedules`); by default the learning rates stay as the
+    optimizers have them.
     """
     device = precision.device
     stats = stats if stats is not None else Stats()
     checkpoint_every = checkpoint_every or steps
     metrics: dict[str, float] = {}
-    parts = (G, D, opt_G, opt_D, precision, ema, data, stats)
+    schedules = schedules if schedules is not None else Schedules.constant_learning_rates(opt_G, opt_D)
+    parts = (G, D, opt_G, opt_D, precision, ema, data, stats, schedules)
     G_fast, D_fast = (compiled(G), compiled(D)) if compile else (G, D)
     guard = FaultGuard(faults, run, precision, parts)
     speed = Speedometer(start_step)
@@ -115,6 +122,7 @@ def train(
     step = start_step
     while step < steps:
         step += 1
+        schedules.apply(step)
         # Critic: n_critic steps on fresh real and fake batches.
         D.requires_grad_(True)
         for i in range(objective.n_critic):
@@ -158,7 +166,7 @@ def train(
                 speed.restart(step)
                 continue
             scalars["Speed/steps_per_sec"] = speed.lap(step)
-            scalars["LR/G"], scalars["LR/D"] = opt_G.param_groups[0]["lr"], opt_D.param_groups[0]["lr"]
+            scalars.update(schedules.values())  # LR/G, LR/D, and each scheduled scalar
             run.log(step, scalars)
             run.histograms(step, histograms)
 

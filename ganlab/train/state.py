@@ -1,6 +1,7 @@
 """Everything a run needs to continue bit-exactly: networks, optimizers, scaler, EMA, the stats of
-the unfinished log interval, the data streams' RNGs and every global RNG (torch CPU and CUDA,
-numpy, Python).
+the unfinished log interval, the data streams' RNGs, every global RNG (torch CPU and CUDA,
+numpy, Python) and the schedules' learning-rate scale (the scheduled values themselves are a
+function of the step).
 
 ``capture`` returns plain data (tensors, numbers, strings, lists, dicts) so that the checkpoint
 loads with ``torch.load(weights_only=True)``; ``restore`` puts it back and returns the step.
@@ -17,6 +18,7 @@ from torch import nn
 
 from ganlab.logger.stats import Stats
 from ganlab.precision import Precision
+from ganlab.schedules import Schedules
 from ganlab.train.ema import EMA
 
 
@@ -49,7 +51,7 @@ def data_generators(data: object) -> dict[str, torch.Generator]:
 
 def capture(
     step: int, G: nn.Module, D: nn.Module, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
-    precision: Precision, ema: EMA | None, data: object, stats: Stats,
+    precision: Precision, ema: EMA | None, data: object, stats: Stats, schedules: Schedules | None = None,
 ) -> dict[str, Any]:
     state = {
         "step": step,
@@ -63,6 +65,7 @@ def capture(
         "data_rng": {name: g.get_state() for name, g in data_generators(data).items()},
         "data_stream": data.stream_state() if hasattr(data, "stream_state") else None,  # a streamed image set's position
         "rng": rng_state(),
+        "schedules": schedules.state_dict() if schedules is not None else None,
     }
     if ema is not None:
         state["G_ema"] = ema.G_ema.state_dict()
@@ -72,7 +75,7 @@ def capture(
 
 def restore(
     state: dict[str, Any], G: nn.Module, D: nn.Module, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer,
-    precision: Precision, ema: EMA | None, data: object, stats: Stats,
+    precision: Precision, ema: EMA | None, data: object, stats: Stats, schedules: Schedules | None = None,
 ) -> int:
     """Load ``state`` into the objects; raises KeyError/RuntimeError naming what does not match."""
     G.load_state_dict(state["G"])
@@ -95,5 +98,7 @@ def restore(
             ema.updates = state["ema_updates"]
         else:  # EMA switched on at resume: start it from the current G
             ema.G_ema.load_state_dict(state["G"])
+    if schedules is not None:
+        schedules.load_state_dict(state.get("schedules") or {"lr_scale": 1.0})  # absent in checkpoints older than schedules
     set_rng_state(state["rng"])
     return int(state["step"])
