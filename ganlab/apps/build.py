@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from ganlab.data import value_range
 from ganlab.errors import ConfigError, OptionError
 from ganlab.objectives import Objective, build_objective
+from ganlab.objectives.constraints import Penalty
 from ganlab.schedules import Schedule, Scheduled, Schedules, schedule_of
 from ganlab.train.optim import build_optimizers
 
@@ -55,9 +56,9 @@ def build_optimizers_from(objective: Any, G: torch.nn.Module, D: torch.nn.Module
     return build_optimizers(G, D, opt["name"], opt["lr_G"], opt["lr_D"], opt["betas"], opt["alpha"])
 
 
-def _scalars(objective: dict[str, Any]) -> list[tuple[str, str, float, dict | None]]:
+def _scalars(objective: dict[str, Any], built: Objective) -> list[tuple[str, str, float, dict | None]]:
     """Every scalar of the objective that may follow a schedule: (config path of its schedule,
-    TensorBoard tag, configured value, schedule node)."""
+    TensorBoard tag, configured value, schedule node). ``built`` is the objective of the node."""
     opt, path = objective["optimizer"], "objective.optimizer.schedule"
     schedules = opt.get("schedule") or {}
     found = [
@@ -66,9 +67,10 @@ def _scalars(objective: dict[str, Any]) -> list[tuple[str, str, float, dict | No
     ]
     if opt["name"] == "adam":
         found.append((f"{path}.beta2", "Optimizer/beta2", opt["betas"][1], schedules.get("beta2")))
-    for name, node in (objective.get("constraints") or {}).items():
-        if isinstance(node, dict) and "weight" in node and "schedule" in node:  # a penalty
-            found.append((f"objective.constraints.{name}.schedule.weight", f"Penalty/{name}/weight", node["weight"], node["schedule"].get("weight")))
+    for name, constraint in built.constraints.items():
+        if isinstance(constraint, Penalty):
+            node = objective["constraints"][name]
+            found.append((f"objective.constraints.{name}.schedule.weight", f"Penalty/{name}/weight", node["weight"], (node.get("schedule") or {}).get("weight")))
     return found
 
 
@@ -83,8 +85,8 @@ def _schedule(path: str, start: float, node: dict | None, steps: int | None) -> 
 def check_objective(objective: Any) -> None:
     """Check every option of the objective's components and schedules (one-line ConfigError)."""
     o = plain(objective)
-    build_objective(o, "objective")
-    for path, _, start, node in _scalars(o):
+    built = build_objective(o, "objective")
+    for path, _, start, node in _scalars(o, built):
         _schedule(path, start, node, None)
     beta2 = ((o["optimizer"].get("schedule") or {}).get("beta2") or {})
     if o["optimizer"]["name"] != "adam" and (beta2.get("shape", "constant") != "constant" or beta2.get("warmup", 0)):
@@ -97,23 +99,21 @@ def build_schedules(objective_cfg: Any, objective: Objective, opt_G: torch.optim
     the configured value). A schedule without ``steps`` runs over the run's ``steps``."""
     o = plain(objective_cfg)
 
-    def setter(opts: tuple[torch.optim.Optimizer, ...], key: str) -> Callable[[float], None]:
+    def param(opts: tuple[torch.optim.Optimizer, ...], key: str) -> Callable[[float], None]:
         def set_value(value: float) -> None:
             for opt in opts:
                 for group in opt.param_groups:
-                    if key == "beta2":
-                        group["betas"] = (group["betas"][0], value)
-                    else:
-                        group[key] = value
+                    group[key] = value if key == "lr" else (group["betas"][0], value)  # "betas": beta2 only
         return set_value
 
-    def penalty_weight(name: str) -> Callable[[float], None]:
-        return lambda value: setattr(objective.constraints[name], "weight", value)
+    def weight(penalty: Penalty) -> Callable[[float], None]:
+        return lambda value: setattr(penalty, "weight", value)
 
-    setters = {"LR/G": (setter((opt_G,), "lr"), True), "LR/D": (setter((opt_D,), "lr"), True), "Optimizer/beta2": (setter((opt_G, opt_D), "beta2"), False)}
+    targets = {"LR/G": (param((opt_G,), "lr"), True), "LR/D": (param((opt_D,), "lr"), True), "Optimizer/beta2": (param((opt_G, opt_D), "betas"), False)}
+    targets.update({f"Penalty/{name}/weight": (weight(c), False) for name, c in objective.constraints.items() if isinstance(c, Penalty)})
     scheduled = []
-    for path, tag, start, node in _scalars(o):
-        set_value, is_lr = setters.get(tag) or (penalty_weight(tag.split("/")[1]), False)
+    for path, tag, start, node in _scalars(o, objective):
+        set_value, is_lr = targets[tag]
         scheduled.append(Scheduled(tag, _schedule(path, start, node, steps), set_value, learning_rate=is_lr))
     return Schedules(scheduled)
 
@@ -122,6 +122,6 @@ def resolve_schedule_lengths(cfg: DictConfig) -> None:
     """Write the run's ``steps`` into every schedule that has none, so that the checkpoint's config
     keeps the length the run started with: a resume with another ``steps`` continues the same schedule."""
     o = plain(cfg.objective)
-    for path, _, _, node in _scalars(o):
+    for path, _, _, node in _scalars(o, build_objective(o, "objective")):
         if node is not None and node.get("steps") is None and (node.get("shape", "constant") != "constant"):
             OmegaConf.update(cfg, f"{path}.steps", cfg.steps, merge=False)
