@@ -7,8 +7,8 @@ so the same code trains every loss family and constraint. Scalars are reported i
 :class:`~ganlab.logger.stats.Stats` and read once per ``log_every`` steps: no step waits for the
 device. What is not the GAN step lives beside it: the per-interval diagnostics
 (:mod:`ganlab.train.diagnostics`), the non-finite check and rollback (:mod:`ganlab.train.faults`),
-the speed (:mod:`ganlab.train.timing`), and observing without changing the run
-(:mod:`ganlab.train.observe`).
+the speed (:mod:`ganlab.train.timing`), observing without changing the run
+(:mod:`ganlab.train.observe`), and the scheduled scalars (:mod:`ganlab.schedules`).
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ def train(
     step = start_step
     while step < steps:
         step += 1
-        schedules.apply(step)
+        schedules.apply(step)  # this step's learning rates, beta2 and penalty weights (ganlab.schedules)
         # Critic: n_critic steps on fresh real and fake batches.
         D.requires_grad_(True)
         for i in range(objective.n_critic):
