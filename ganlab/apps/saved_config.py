@@ -9,7 +9,8 @@ which calls whatever a ``_target_`` names, at any depth. Loading the checkpoint 
 
 - **Hydra's instantiation keys** (``_target_``, ``_partial_``, ``_args_``, ``_recursive_``,
   ``_convert_``, any ``_name_``) appear only where ganlab's own config puts them, with a value it
-  gives them there. Today that is ``dataset._target_`` and ``model._target_``, each one of the
+  gives them there. Today that is ``dataset._target_``, ``model._target_``,
+  ``objective.loss._target_`` and ``objective.constraints.<name>._target_``, each one of the
   components that ``conf/`` ships. The allow-list is not written by hand: :func:`shipped_keys`
   reads it from the YAML tree ``conf/`` and the ConfigStore schemas in :mod:`ganlab.config`, so a
   new option file extends it. A ``_target_`` nested anywhere else, ``_args_`` (positional
