@@ -5,7 +5,8 @@ D(x) (one per sample, unbounded: logits for the JS loss). Each module in this pa
 
 * pure functions ``<family>_critic(real, fake)`` and ``<family>_generator(fake)`` (easy to test
   against hand-computed values);
-* a :class:`Loss` subclass whose ``critic`` and ``generator`` methods call them;
+* a :class:`Loss` subclass whose ``critic`` and ``generator`` are those functions
+  (``critic = staticmethod(hinge_critic)``) or methods that choose between them;
 * a :class:`LossConfig` dataclass: the family's typed schema, holding only its own keys, with
   ``_target_`` naming the class. :mod:`ganlab.objectives.components` registers it in Hydra's
   ConfigStore, and ``conf/objective/loss/<name>.yaml`` selects it (``objective/loss=<name>``).

@@ -18,11 +18,8 @@ def hinge_critic(real: Tensor, fake: Tensor) -> Tensor:
 class Hinge(Loss):
     """Hinge critic loss; the generator maximises D(fake), as in WGAN (SN-GAN, Eq. 17)."""
 
-    def critic(self, real: Tensor, fake: Tensor) -> Tensor:
-        return hinge_critic(real, fake)
-
-    def generator(self, fake: Tensor) -> Tensor:
-        return wasserstein_generator(fake)
+    critic = staticmethod(hinge_critic)
+    generator = staticmethod(wasserstein_generator)
 
 
 @dataclass

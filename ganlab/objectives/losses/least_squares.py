@@ -18,11 +18,10 @@ def least_squares_generator(fake: Tensor) -> Tensor:
 
 
 class LeastSquares(Loss):
-    def critic(self, real: Tensor, fake: Tensor) -> Tensor:
-        return least_squares_critic(real, fake)
+    """LSGAN: least squares to the targets real = 1, fake = 0 for the critic, fake = 1 for the generator."""
 
-    def generator(self, fake: Tensor) -> Tensor:
-        return least_squares_generator(fake)
+    critic = staticmethod(least_squares_critic)
+    generator = staticmethod(least_squares_generator)
 
 
 @dataclass
