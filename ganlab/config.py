@@ -355,7 +355,7 @@ def validate_train(cfg: Any) -> None:
     )
     from ganlab.apps.build import check_objective  # the components check their own options
 
-    check_objective(obj)
+    check_objective(obj, cfg.steps)
     for key in ("z_dim", "width", "depth"):
         if key in cfg.model:
             _require(cfg.model[key] >= 1, f"model.{key}", cfg.model[key], "must be >= 1")

@@ -72,6 +72,8 @@ class Schedule:
             return self.start
         if self.steps is None:
             raise ValueError("the schedule's length is unresolved: call with_length(run steps) first")
+        if step >= self.steps:
+            return self.end
         t = min(1.0, (step - self.warmup - 1) / max(1, self.steps - self.warmup - 1))
         if self.shape == "linear":
             return self.start + (self.end - self.start) * t

@@ -77,17 +77,18 @@ def _scalars(objective: dict[str, Any], built: Objective) -> list[tuple[str, str
 def _schedule(path: str, start: float, node: dict | None, steps: int | None) -> Schedule:
     try:
         schedule = schedule_of(start, node)
+        return schedule.with_length(steps) if steps is not None else schedule
     except OptionError as err:
         raise err.at(path) from None
-    return schedule.with_length(steps) if steps is not None else schedule
 
 
-def check_objective(objective: Any) -> None:
-    """Check every option of the objective's components and schedules (one-line ConfigError)."""
+def check_objective(objective: Any, steps: int) -> None:
+    """Check every option of the objective's components and its schedules in a run of ``steps``
+    generator steps (one-line ConfigError naming the key)."""
     o = plain(objective)
     built = build_objective(o, "objective")
     for path, _, start, node in _scalars(o, built):
-        _schedule(path, start, node, None)
+        _schedule(path, start, node, steps)
     beta2 = ((o["optimizer"].get("schedule") or {}).get("beta2") or {})
     if o["optimizer"]["name"] != "adam" and (beta2.get("shape", "constant") != "constant" or beta2.get("warmup", 0)):
         raise ConfigError(f"objective.optimizer.schedule.beta2 is not allowed with objective.optimizer.name={o['optimizer']['name']}: only Adam has beta2")
