@@ -127,22 +127,22 @@ def test_multirun_names_job_directories_by_their_overrides(workdir):
 
 
 @pytest.mark.parametrize(
-    "override,needle",
+    "overrides,needle",
     [
-        ("objective.n_critic=0", "objective.n_critic=0"),
-        ("objective.optimizer.lr_G=0", "objective.optimizer.lr_G=0"),
-        ("objective.clip_value=-0.01", "objective.clip_value=-0.01"),
-        ("objective.gp_weight=-10", "objective.gp_weight=-10"),
-        ("steps=0", "steps=0"),
-        ("batch_size=0", "batch_size=0"),
-        ("device=cuda", "device=cuda"),
-        ("precision=fp16", "precision=fp16"),
+        (["objective.n_critic=0"], "objective.n_critic=0"),
+        (["objective.optimizer.lr_G=0"], "objective.optimizer.lr_G=0"),
+        (["objective=wgan_clip", "objective.constraints.clip.c=-0.01"], "objective.constraints.clip.c=-0.01 is not allowed"),
+        (["objective.constraints.gp.weight=-10"], "objective.constraints.gp.weight=-10.0 is not allowed"),
+        (["steps=0"], "steps=0"),
+        (["batch_size=0"], "batch_size=0"),
+        (["device=cuda"], "device=cuda"),
+        (["precision=fp16"], "precision=fp16"),
     ],
 )
-def test_validation_errors_are_one_line_with_exit_status_2(workdir, override, needle):
-    if override.startswith(("device=cuda", "precision=fp16")) and torch.cuda.is_available():
+def test_validation_errors_are_one_line_with_exit_status_2(workdir, overrides, needle):
+    if overrides[0].startswith(("device=cuda", "precision=fp16")) and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    result = run_ganlab(["train", override, "hydra.run.dir=run"], cwd=workdir)
+    result = run_ganlab(["train", *overrides, "hydra.run.dir=run"], cwd=workdir)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and needle in lines[0], result.stderr
@@ -161,7 +161,8 @@ def test_help_cfg_and_info(workdir):
     assert bad.returncode == 2 and "unknown command 'trian'" in bad.stderr
     help_ = run_ganlab(["train", "--help"], cwd=workdir)
     assert help_.returncode == 0
-    for text in ("objective: js, spectral_norm, wgan_clip, wgan_gp", "dataset: cifar10, digits, fashion_mnist, gaussians25, gaussians8, imagefolder, mnist, stacked_mnist, swissroll", "ganlab train -m"):
+    for text in ("objective: js, spectral_norm, wgan_clip, wgan_gp", "objective/loss: hinge, js, least_squares, wasserstein",
+                 "objective/constraints: clip, gp, sn", "dataset: cifar10, digits, fashion_mnist, gaussians25, gaussians8, imagefolder, mnist, stacked_mnist, swissroll", "ganlab train -m"):
         assert text in help_.stdout, help_.stdout
     cfg = run_ganlab(["train", "--cfg", "job", "objective=js"], cwd=workdir)
     assert cfg.returncode == 0 and "name: js" in cfg.stdout and "n_critic: 1" in cfg.stdout

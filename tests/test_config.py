@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import pkgutil
 from pathlib import Path
 
 import pytest
+import yaml
 from hydra.errors import ConfigCompositionException
 from hydra.utils import get_object
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from ganlab.apps import CONFIG_DIR
-from ganlab.config import ConstraintName, LossName, validate_train
+from ganlab.apps.build import build_objective_from
+from ganlab.config import validate_train
 from ganlab.errors import ConfigError
-from ganlab.objectives.constraints import CONSTRAINTS
-from ganlab.objectives.losses import LOSSES
+from ganlab.objectives import constraints, losses
+from ganlab.objectives.components import component_schemas
 
 from conftest import compose_train
+from networks import CONSTRAINTS, LOSSES
 
 GROUPS = ("dataset", "model", "objective")
 
@@ -41,32 +45,84 @@ def test_every_option_composes_and_validates(group, option):
 
 
 @pytest.mark.parametrize(
-    "preset,loss,constraint,n_critic,optimizer,lr,betas",
+    "preset,loss,constraints,n_critic,optimizer,lr,betas",
     [
-        ("js", "js", "none", 1, "adam", 2e-4, [0.5, 0.999]),
-        ("wgan_clip", "wasserstein", "clip", 5, "rmsprop", 5e-5, None),
-        ("wgan_gp", "wasserstein", "gp", 5, "adam", 1e-4, [0.5, 0.9]),
-        ("spectral_norm", "hinge", "sn", 5, "adam", 2e-4, [0.0, 0.9]),
+        ("js", "js", [], 1, "adam", 2e-4, [0.5, 0.999]),
+        ("wgan_clip", "wasserstein", ["clip"], 5, "rmsprop", 5e-5, None),
+        ("wgan_gp", "wasserstein", ["gp"], 5, "adam", 1e-4, [0.5, 0.9]),
+        ("spectral_norm", "hinge", ["sn"], 5, "adam", 2e-4, [0.0, 0.9]),
     ],
 )
-def test_presets_carry_their_paper_defaults(preset, loss, constraint, n_critic, optimizer, lr, betas):
-    obj = compose_train([f"objective={preset}"]).objective
-    assert (obj.loss.value, obj.constraint.value, obj.n_critic, obj.optimizer.name.value) == (loss, constraint, n_critic, optimizer)
+def test_presets_carry_their_paper_defaults(preset, loss, constraints, n_critic, optimizer, lr, betas):
+    obj = compose_train([f"objective={preset}", "dataset=digits", "model=dcgan"]).objective  # off the toy data's tuning
+    assert obj.loss._target_ == f"{LOSSES[loss][0].__module__}.{LOSSES[loss][0].__name__}"
+    assert list(obj.constraints) == constraints
+    assert (obj.n_critic, obj.optimizer.name.value) == (n_critic, optimizer)
     assert obj.optimizer.lr_G == pytest.approx(lr) and obj.optimizer.lr_D == pytest.approx(lr)
     if betas is not None:
         assert list(obj.optimizer.betas) == pytest.approx(betas)
+    if preset == "js":
+        assert obj.loss.saturating is False  # the non-saturating generator loss (Goodfellow 2014, Sec. 3)
     if preset == "wgan_clip":
-        assert obj.clip_value == pytest.approx(0.01)
+        assert obj.constraints.clip.c == pytest.approx(0.01)
+    if preset == "wgan_gp":
+        assert (obj.constraints.gp.weight, obj.constraints.gp.every) == (pytest.approx(10.0), 1)
+    if preset == "spectral_norm":
+        assert obj.constraints.sn.power_iterations == 1
 
 
-def test_loss_and_constraint_compose_freely():
-    cfg = compose_train(["objective.loss=hinge", "objective.constraint=gp"])
-    assert cfg.objective.loss == LossName.hinge and cfg.objective.constraint == ConstraintName.gp
+def test_loss_and_constraints_compose_freely():
+    cfg = compose_train(["objective/loss=hinge", "objective/constraints=gp"])
+    validate_train(cfg)
+    built = build_objective_from(cfg.objective)
+    assert type(built.loss) is LOSSES["hinge"][0] and list(built.constraints) == ["gp"]
+    assert type(built.constraints["gp"]) is CONSTRAINTS["gp"][0]
+    cfg = compose_train(["objective=wgan_gp", "objective/constraints=[gp,sn]"])
+    assert [type(c) for c in build_objective_from(cfg.objective).constraints.values()] == [CONSTRAINTS["gp"][0], CONSTRAINTS["sn"][0]]
+    cfg = compose_train(["objective=wgan_gp", "objective/constraints=[]"])
+    assert build_objective_from(cfg.objective).constraints == {}
 
 
-def test_config_names_match_the_registries():
-    assert {n.value for n in LossName} == set(LOSSES) - {"js_saturating"}
-    assert {n.value for n in ConstraintName} == set(CONSTRAINTS)
+def component_modules(package) -> list[str]:
+    return sorted(info.name for info in pkgutil.iter_modules(package.__path__))
+
+
+def selected_schema(yaml_file: Path) -> str:
+    """The one ``/<module>_schema@...`` entry of a component YAML's defaults list, as ``<module>``."""
+    defaults = yaml.safe_load(yaml_file.read_text())["defaults"]
+    schemas = [entry.split("@")[0].lstrip("/") for entry in defaults if isinstance(entry, str) and "_schema@" in entry]
+    assert len(schemas) == 1, (yaml_file, defaults)
+    return schemas[0].removesuffix("_schema")
+
+
+@pytest.mark.parametrize("package,group", [(losses, "loss"), (constraints, "constraints")])
+def test_every_component_module_has_one_yaml_that_selects_its_schema(package, group):
+    """One module, one YAML, one mechanism: nothing besides them names a component, so they cannot drift."""
+    yamls = sorted((Path(CONFIG_DIR) / "objective" / group).glob("*.yaml"))
+    selected = sorted(selected_schema(f) for f in yamls)
+    assert selected == component_modules(package)  # every module has exactly one YAML, every YAML a module
+    # The ConfigStore holds one schema per module of the two packages, and nothing else.
+    assert set(component_schemas()) == {f"{m}_schema" for m in component_modules(losses) + component_modules(constraints)}
+
+
+COMPONENT_YAMLS = [(group, p.stem) for group in ("loss", "constraints") for p in sorted((Path(CONFIG_DIR) / "objective" / group).glob("*.yaml"))]
+
+
+@pytest.mark.parametrize("group,name", COMPONENT_YAMLS)
+def test_every_component_yaml_composes_and_builds_its_class(group, name):
+    override = f"objective/loss={name}" if group == "loss" else f"objective/constraints=[{name}]"
+    cfg = compose_train([override, "dataset=digits", "model=dcgan"])  # off the toy data's tuning
+    validate_train(cfg)
+    objective = build_objective_from(cfg.objective)
+    if group == "loss":
+        built, (cls, options) = objective.loss, LOSSES[name]
+    else:
+        assert list(objective.constraints) == [name]  # kept under its config name: reported as Penalty/<name>
+        built, (cls, options) = objective.constraints[name], CONSTRAINTS[name]
+    schema = component_schemas()[f"{selected_schema(Path(CONFIG_DIR) / 'objective' / group / f'{name}.yaml')}_schema"]
+    assert type(built) is get_object(schema._target_)
+    # The unit tests' objectives (tests/networks.py) are what the YAML builds.
+    assert type(built) is cls and {key: getattr(built, key) for key in options} == pytest.approx(options)
 
 
 @pytest.mark.parametrize(
@@ -74,7 +130,10 @@ def test_config_names_match_the_registries():
     [
         ("objective.n_critc=3", ConfigKeyError),      # typo in a key
         ("objective.n_critic=three", ValidationError),  # wrong type
-        ("objective.loss=wassertein", ValidationError),  # not an allowed value
+        ("objective/loss=wassertein", ConfigCompositionException),  # not an option of the group
+        ("objective/constraints=[gp,lp]", ConfigCompositionException),
+        ("objective.constraints.gp.wieght=1", ConfigCompositionException),  # typo in a component's key
+        ("objective.constraints.gp.every=two", ValidationError),  # wrong type in a component's key
         ("precision=fp64", ValidationError),
         ("steps=1.5", ValidationError),
         ("model.widht=8", ConfigKeyError),
@@ -99,11 +158,13 @@ def test_unknown_option_fails_at_compose_time():
         (["objective.n_critic=0"], "objective.n_critic=0"),
         (["objective.optimizer.lr_D=0"], "objective.optimizer.lr_D=0"),
         (["objective.optimizer.lr_G=-1e-4"], "objective.optimizer.lr_G=-0.0001"),
-        (["objective=wgan_clip", "objective.clip_value=0"], "objective.clip_value=0"),
-        (["objective.gp_weight=-1"], "objective.gp_weight=-1"),
+        (["objective=wgan_clip", "objective.constraints.clip.c=0"], "objective.constraints.clip.c=0.0 is not allowed: the clip bound c must be > 0"),
+        (["objective.constraints.gp.weight=-1"], "objective.constraints.gp.weight=-1.0 is not allowed"),
+        (["objective.constraints.gp.every=0"], "objective.constraints.gp.every=0 is not allowed"),
+        (["objective=spectral_norm", "objective.constraints.sn.power_iterations=0"], "objective.constraints.sn.power_iterations=0 is not allowed"),
+        (["objective.loss=hinge"], "objective.loss names no component"),  # the key, not the group (objective/loss=hinge)
         (["steps=0"], "steps=0"),
         (["batch_size=0"], "batch_size=0"),
-        (["objective.saturating=true"], "objective.saturating=True"),
         (["device=gpu"], "device=gpu"),
         (["ema_decay=1.0"], "ema_decay=1.0"),
         (["objective.optimizer.betas=[0.5]"], "objective.optimizer.betas"),
@@ -115,6 +176,16 @@ def test_semantic_validation_names_key_and_value(overrides, needle):
         validate_train(cfg)
     message = str(info.value)
     assert needle in message and "\n" not in message
+
+
+def test_saturating_exists_only_for_the_js_loss():
+    """Only the js loss has the key: on another loss Hydra refuses it when it composes the config."""
+    with pytest.raises(ConfigCompositionException, match="Could not override 'objective.loss.saturating'") as info:
+        compose_train(["objective=wgan_gp", "objective.loss.saturating=true"])
+    assert str(info.value.__cause__).startswith("Key 'saturating' not in 'WassersteinConfig'")  # what the CLI prints below it
+    cfg = compose_train(["objective=js", "objective.loss.saturating=true"])
+    validate_train(cfg)
+    assert build_objective_from(cfg.objective).loss.saturating is True
 
 
 def test_cuda_and_fp16_refused_without_a_gpu():
@@ -148,14 +219,23 @@ def test_multirun_job_directories_are_named_by_the_swept_overrides(argv, task, e
 @pytest.mark.parametrize(
     "overrides,expected",
     [
-        ([], 0.1),  # wgan_gp on gaussians25: the toy script's lambda (conf/tuning)
+        ([], 0.1),  # wgan_gp on gaussians25: the toy script's lambda (conf/tuning/toy.yaml)
         (["dataset=swissroll"], 0.1),
+        (["dataset=gaussians8"], 0.1),
         (["dataset=digits"], 10.0),  # images: the paper's lambda
-        (["objective.gp_weight=3"], 3.0),  # the command line wins over the tuning
+        (["objective.constraints.gp.weight=3"], 3.0),  # the command line wins over the tuning
+        # The tuning follows the penalty, whichever preset carries it (10 here before issue 11).
+        (["objective=spectral_norm", "objective/constraints=gp", "dataset=gaussians25"], 0.1),
+        (["objective=spectral_norm", "objective/constraints=[sn,gp]", "dataset=swissroll"], 0.1),
+        (["objective=spectral_norm", "objective/constraints=gp", "dataset=digits", "model=dcgan"], 10.0),
+        (["objective=spectral_norm", "objective/constraints=gp", "objective.constraints.gp.weight=3"], 3.0),
     ],
 )
 def test_gradient_penalty_weight_follows_the_data(overrides, expected):
-    assert compose_train(overrides).objective.gp_weight == pytest.approx(expected)
+    cfg = compose_train(overrides)
+    validate_train(cfg)
+    assert cfg.objective.constraints.gp.weight == pytest.approx(expected)
+    assert build_objective_from(cfg.objective).constraints["gp"].weight == pytest.approx(expected)  # what the run uses
 
 
 def test_experiment_presets_can_be_overridden_from_the_command_line():

@@ -8,10 +8,10 @@ from scipy.stats import mannwhitneyu
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch import nn
 
-from ganlab.objectives import build_objective
 from ganlab.train.diagnostics import critic_diagnostics, ranking_accuracy
 
 from inprocess import train_in_process
+from networks import objective
 
 
 @pytest.mark.parametrize("d_real,d_fake", [
@@ -37,7 +37,7 @@ def test_a_linear_critic_has_its_weight_norm_as_input_gradient_everywhere():
         D.weight.copy_(torch.tensor([[3.0, -4.0]]))  # ||w|| = 5
     real = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, -1.0]])  # scores 3, 6, 4
     fake = torch.tensor([[0.0, 1.0], [1.0, 1.0], [0.0, 0.0]])  # scores -4, -1, 0
-    scalars, histograms = critic_diagnostics(build_objective("wasserstein", "none"), D, real, fake, step=3)
+    scalars, histograms = critic_diagnostics(objective("wasserstein"), D, real, fake, step=3)
     for name in ("real", "fake", "interp"):
         for stat in ("mean", "max"):
             assert float(scalars[f"CriticGrad/{name}_{stat}"]) == pytest.approx(5.0)

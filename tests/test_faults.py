@@ -14,13 +14,12 @@ from ganlab.errors import TrainingFailed
 from ganlab.logger.console import ProgressDisplay
 from ganlab.logger.run import RunLogger
 from ganlab.metrics.evaluator import build_evaluator
-from ganlab.objectives import build_objective
 from ganlab.precision import Precision
 from ganlab.train.faults import Diverged, Faults
 from ganlab.train.loop import train
 from ganlab.train.optim import build_optimizers
 
-from networks import build_model
+from networks import build_model, objective
 
 
 class PoisonedData(Gaussians25):
@@ -43,13 +42,13 @@ def run_training(tmp_path, poison_at: int, faults: Faults, steps: int = 12):
     torch.manual_seed(0)
     data = PoisonedData(poison_at)
     G, D = build_model("mlp", (2,), z_dim=2, width=16, depth=2)
-    objective = build_objective("wasserstein", "gp", n_critic=1, gp_weight=0.1)
+    wgan_gp = objective("wasserstein", "gp", n_critic=1, gp={"weight": 0.1})
     opt_G, opt_D = build_optimizers(G, D, "adam", 1e-4, 1e-4, [0.5, 0.9], 0.99)
     evaluator = build_evaluator(data, 2, 32, 0)
     with ProgressDisplay(steps, live=False) as progress:
         run = RunLogger(tmp_path, evaluator, progress, {"config": {}, "data_shape": [2]}, device=torch.device("cpu"))
         try:
-            return train(G, D, objective, opt_G, opt_D, data, Precision("fp32", "cpu"), run, steps=steps, batch_size=16,
+            return train(G, D, wgan_gp, opt_G, opt_D, data, Precision("fp32", "cpu"), run, steps=steps, batch_size=16,
                          log_every=2, sample_every=100, eval_every=100, checkpoint_every=4, faults=faults), opt_G
         finally:
             run.finish(None)

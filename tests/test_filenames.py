@@ -139,11 +139,22 @@ def test_job_names_stay_unique_on_every_file_system():
     [
         ["objective=wgan_gp", "seed=1"], ["objective=js"], ["seed=2"], ["steps=5"], ["objective.optimizer.lr_D=0.0001"],
         ["objective.optimizer.lr_G=1E-4"], ["objective.optimizer.betas=[0.5,0.9]"], ["compile=True"], ["device=cpu", "precision=bf16"],
-        ["model.width=64", "objective.gp_weight=10.0"], ["dataset=imagefolder", "dataset.root=data"],
+        ["model.width=64", "objective.constraints.gp.weight=10.0"], ["dataset=imagefolder", "dataset.root=data"],
     ],
 )
 def test_plain_names_are_unchanged(task):
     assert swept_overrides(task, ["-m", *task]) == ",".join(sorted(task))
+
+
+@pytest.mark.parametrize("values", [("js", "hinge"), ("[gp]", "[gp,sn]", "[]")])
+def test_a_swept_group_of_a_group_names_one_folder_per_job(values):
+    """``-m objective/loss=js,hinge``: the "/" of the group's path must not nest folders."""
+    group = "objective/loss" if values[0] == "js" else "objective/constraints"
+    argv = ["-m", f"{group}={','.join(values)}"]
+    names = [swept_overrides([f"{group}={value}"], argv) for value in values]
+    for value, name in zip(values, names):
+        assert name[:-HASH_CHARS] == f"{group.replace('/', '_')}={value}~"
+    assert len(set(names)) == len(values)
 
 
 def test_long_plain_names_keep_their_earlier_cut_and_hash():

@@ -19,7 +19,8 @@ from ganlab.models.mlp import build_mlp
 from ganlab.models.norms import CRITIC_NORMS, critic_norm
 from ganlab.models.output import ScaledTanh, output_layer
 from ganlab.models.resnet import build_resnet
-from ganlab.objectives.constraints import GradientPenalty, SpectralNorm
+from ganlab.objectives.constraints.gradient_penalty import GradientPenalty
+from ganlab.objectives.constraints.spectral_norm import SpectralNorm
 from ganlab.precision import Precision
 
 WIDTH = 8  # channels: tiny, so that every test runs in well under a second
@@ -120,7 +121,7 @@ def test_critic_is_per_sample_unless_batch_norm(model, shape, norm):
 def test_spectral_norm_wraps_every_critic_layer_and_the_critic_still_runs(model, shape, layers):
     _, D = build_model(model, shape, z_dim=Z_DIM, width=WIDTH, critic_norm="none")
     assert sum(isinstance(m, (nn.Linear, nn.Conv2d)) for m in D.modules()) == layers
-    SpectralNorm().attach(D)
+    SpectralNorm(power_iterations=1).attach(D)
     assert len(SpectralNorm.layers(D)) == layers
     score = D(images(shape))
     assert score.shape == (N,)
@@ -135,7 +136,7 @@ def test_spectral_norm_wraps_every_critic_layer_and_the_critic_still_runs(model,
 @pytest.mark.parametrize("norm", ["none", "layer"])
 def test_gradient_penalty_backward_reaches_every_critic_parameter(model, shape, norm):
     _, D = build_model(model, shape, z_dim=Z_DIM, width=WIDTH, critic_norm=norm)
-    gp = GradientPenalty(10.0).penalty(D, images(shape), images(shape), Precision("fp32", "cpu"))
+    gp = GradientPenalty(weight=10.0, every=1).penalty(D, images(shape), images(shape), Precision("fp32", "cpu"))
     gp.backward()
     assert torch.isfinite(gp)
     # The input gradient does not depend on the last bias (no grad at all), but on every weight.

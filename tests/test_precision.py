@@ -8,10 +8,9 @@ import shutil
 
 import pytest
 import torch
-from networks import build_model
+from networks import build_model, objective
 
-from ganlab.objectives import build_objective
-from ganlab.objectives.constraints import GradientPenalty
+from ganlab.objectives.constraints.gradient_penalty import GradientPenalty
 from ganlab.config import has_cxx_compiler
 from ganlab.data.toy import Gaussians25
 from ganlab.precision import Precision, resolve_precision
@@ -47,11 +46,12 @@ def networks(model: str, device):
     return G.to(device), D.to(device), data
 
 
-def one_step(G, D, data, loss: str, constraint: str, precision: Precision, optimizer: str = "sgd", steps: int = 1, compile: bool = False):
-    """``steps`` generator steps (one critic step each) from the given state, on copies; returns them and the run."""
+def one_step(G, D, data, loss: str, constraint: str | None, precision: Precision, optimizer: str = "sgd", steps: int = 1, compile: bool = False):
+    """``steps`` generator steps (one critic step each) from the given state, on copies; returns them and the run.
+    ``constraint``: a constraint's config name, or None."""
     G, D = copy.deepcopy(G), copy.deepcopy(D)
-    objective = build_objective(loss, constraint, n_critic=1, gp_weight=10.0)
-    objective.attach(D)
+    built = objective(loss, *([constraint] if constraint else []), n_critic=1)  # gp: the paper's weight 10
+    built.attach(D)
     if optimizer == "sgd":  # plain SGD: parameter changes are proportional to the gradients
         opt_G, opt_D = torch.optim.SGD(G.parameters(), lr=0.05), torch.optim.SGD(D.parameters(), lr=0.05)
     else:
@@ -59,7 +59,7 @@ def one_step(G, D, data, loss: str, constraint: str, precision: Precision, optim
     torch.manual_seed(1)
     data.generator.manual_seed(1)
     run = RecordingRun()
-    train(G, D, objective, opt_G, opt_D, data, precision, run, steps=steps, batch_size=32,
+    train(G, D, built, opt_G, opt_D, data, precision, run, steps=steps, batch_size=32,
           log_every=1, sample_every=10**6, eval_every=10**6, compile=compile)
     return G, D, run
 
@@ -74,7 +74,7 @@ def relative_error(after, reference_after, before) -> float:
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("name", ["bf16", "fp16"])
 @pytest.mark.parametrize("model,loss,constraint", [
-    ("mlp", "wasserstein", "gp"), ("mlp", "hinge", "sn"), ("dcgan", "wasserstein", "gp"), ("dcgan", "js", "none"),
+    ("mlp", "wasserstein", "gp"), ("mlp", "hinge", "sn"), ("dcgan", "wasserstein", "gp"), ("dcgan", "js", None),
 ])
 def test_mixed_precision_step_is_finite_and_close_to_fp32(device, name, model, loss, constraint):
     G, D, data = networks(model, device)
@@ -138,8 +138,8 @@ def test_lazy_penalty_runs_every_k_critic_steps_with_weight_k():
     torch.manual_seed(0)
     _, D = build_model("mlp", (2,), z_dim=2, width=16, depth=2)
     real, fake = torch.randn(16, 2), torch.randn(16, 2)
-    eager = GradientPenalty(2.0, every=1)
-    lazy = GradientPenalty(2.0, every=4)
+    eager = GradientPenalty(weight=2.0, every=1)
+    lazy = GradientPenalty(weight=2.0, every=4)
     precision = Precision("fp32", "cpu")
     for critic_step in range(8):
         torch.manual_seed(critic_step)
@@ -179,12 +179,12 @@ def test_cuda_steps_have_no_host_sync(name):
 
     G, D, data = networks("dcgan", "cuda")
     fast.prepare_networks(G, D, torch.device("cuda"))
-    objective = build_objective("wasserstein", "gp", n_critic=2)
-    objective.attach(D)
+    built = objective("wasserstein", "gp", n_critic=2)
+    built.attach(D)
     opt_G, opt_D = build_optimizers(G, D, "adam", 1e-4, 1e-4, [0.5, 0.9], 0.99)
     precision = Precision(name, "cuda")
     common = dict(batch_size=16, log_every=10**6, sample_every=10**6, eval_every=10**6)
-    train(G, D, objective, opt_G, opt_D, data, precision, RecordingRun(), steps=2, **common)  # warm-up
+    train(G, D, built, opt_G, opt_D, data, precision, RecordingRun(), steps=2, **common)  # warm-up
 
     def syncs(start: int, steps: int) -> int:
         torch.cuda.synchronize()
@@ -192,7 +192,7 @@ def test_cuda_steps_have_no_host_sync(name):
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                train(G, D, objective, opt_G, opt_D, data, precision, RecordingRun(), steps=start + steps, start_step=start, **common)
+                train(G, D, built, opt_G, opt_D, data, precision, RecordingRun(), steps=start + steps, start_step=start, **common)
         finally:
             torch.cuda.set_sync_debug_mode(0)
         return sum("synchroniz" in str(w.message) for w in caught)
