@@ -44,20 +44,24 @@ def component_schemas() -> dict[str, type]:
     return found
 
 
-def build_component(node: dict[str, Any], path: str) -> Any:
-    """Instantiate the component config ``node`` (plain data with ``_target_``) found at ``path``.
+def build_component(node: dict[str, Any], path: str, group: str) -> Any:
+    """Instantiate the component config ``node`` (plain data with ``_target_``) found at ``path``,
+    an option of the config group ``group`` (e.g. ``objective/constraints``).
 
     Its ``schedule`` node, if any, is left out: :func:`ganlab.apps.build.build_schedules` reads it.
 
     Raises:
         ConfigError: one line naming ``path``: an option out of range (the component's own check,
-            e.g. ``objective.constraints.gp.every=0 is not allowed: ...``), or a node that names
-            no component (e.g. a preset set values under a constraint that is no longer selected).
+            e.g. ``objective.constraints.gp.every=0 is not allowed: ...``); a plain value where a
+            component belongs (``objective.loss=hinge`` typed with a dot instead of the group's
+            slash); or values set under a component that its group does not select.
     """
-    if not isinstance(node, dict) or "_target_" not in node:
+    if not isinstance(node, dict):
+        raise ConfigError(f"{path}={node} is not allowed: a component is chosen with its config group, with a slash: {group}={node}")
+    if "_target_" not in node:
         raise ConfigError(
-            f"{path} names no component (it has no _target_): its values were set, but no option of its group selected it; "
-            f"select one (e.g. objective/constraints=[gp]) or drop its values"
+            f"{path} names no component (it has no _target_): its values were set, but {group} does not select it; "
+            f"select it on the command line ({group}=<option>, {group}=[a,b] for several) or drop its values"
         )
     options = {key: value for key, value in node.items() if key != "schedule"}  # read by the schedules' builder
     try:

@@ -85,6 +85,9 @@ def build_objective(config: dict[str, Any], path: str = "objective") -> Objectiv
     Raises:
         ConfigError: a component's option out of range, named by its full path.
     """
-    loss = build_component(config["loss"], f"{path}.loss")
-    constraints = {name: build_component(node, f"{path}.constraints.{name}") for name, node in (config.get("constraints") or {}).items()}
+    group = path.replace(".", "/")
+    loss = build_component(config["loss"], f"{path}.loss", f"{group}/loss")
+    constraints = {
+        name: build_component(node, f"{path}.constraints.{name}", f"{group}/constraints") for name, node in (config.get("constraints") or {}).items()
+    }
     return Objective(loss, constraints, config["n_critic"])
