@@ -124,7 +124,8 @@ def _hydra_job() -> Any | None:
 def record_failure(err: BaseException, job_dir: Path, overrides: list[str]) -> dict[str, str]:
     """Write ``job_dir/failed.json`` for a failed multirun job and log one line; return the task's result."""
     message = first_line(err)
-    record: dict[str, Any] = {"overrides": overrides, "error": type(err).__name__, "message": message}
+    kind = "ConfigError" if isinstance(err, ConfigError) else type(err).__name__  # an OptionError is a ConfigError to the user
+    record: dict[str, Any] = {"overrides": overrides, "error": kind, "message": message}
     if not isinstance(err, (ConfigError, TrainingFailed)):
         # Not a user's mistake but an unexpected error (a bug): keep the traceback for the report,
         # since the console shows only one line per failed job.
@@ -133,7 +134,7 @@ def record_failure(err: BaseException, job_dir: Path, overrides: list[str]) -> d
     tmp = job_dir / f".{FAILED_FILE}.tmp"  # atomic: the sweep report never reads half a file
     tmp.write_text(json.dumps(record, indent=2) + "\n")
     tmp.replace(job_dir / FAILED_FILE)
-    log.error("job failed (%s): %s", type(err).__name__, message)
+    log.error("job failed (%s): %s", kind, message)
     return {"failed": message}
 
 

@@ -270,7 +270,7 @@ def instantiation_keys(node: object, path: str = "") -> set[tuple[str, object]]:
 def test_the_allow_list_is_exactly_what_ganlab_ships():
     """Composed by Hydra itself, every option of every group names only listed targets, and every listed one is used."""
     composed = set()
-    for group in ("dataset", "model", "objective", "experiment"):
+    for group in ("dataset", "model", "objective", "objective/loss", "objective/constraints", "experiment"):
         for option in option_names(group):
             cfg = compose_train([f"{group}={option}"])
             composed |= instantiation_keys(OmegaConf.to_container(cfg, resolve=False, enum_to_str=True))
