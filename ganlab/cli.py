@@ -52,6 +52,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {RERUN_FLAG} is not supported: it loads a pickled config, which can run code; "
               "rerun with the run's command line, or continue it with ganlab train resume=<run dir>", file=sys.stderr)
         return 2
+    if command == "train":
+        from ganlab.apps.migrate import renamed_override  # Hydra would suggest +key, which would add an unused key
+
+        hints = [hint for hint in map(renamed_override, rest) if hint]
+        if hints:
+            print(f"error: {hints[0]}", file=sys.stderr)
+            return 2
     sys.argv = [f"ganlab {command}", *rest]  # Hydra parses sys.argv
     importlib.import_module(COMMANDS[command][0]).main()
     return 0

@@ -10,6 +10,7 @@ that this machine lacks) is checked by :func:`validate_train`, which raises
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import os
@@ -353,6 +354,9 @@ def validate_train(cfg: Any) -> None:
         len(betas) == 2 and all(0 <= b < 1 for b in betas),
         "objective.optimizer.betas", betas, "need two values in [0, 1), e.g. [0.5,0.999]",
     )
+    unknown = sorted(set(obj.keys()) - {f.name for f in dataclasses.fields(ObjectiveConfig)})
+    _require(not unknown, f"objective.{unknown[0] if unknown else ''}", obj[unknown[0]] if unknown else None,
+             f"the objective has no such key (added with +?); its keys: {', '.join(f.name for f in dataclasses.fields(ObjectiveConfig))}")
     from ganlab.apps.build import check_objective  # the components check their own options
 
     check_objective(obj, cfg.steps)

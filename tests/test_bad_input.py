@@ -142,6 +142,8 @@ CASES = [
     Case("saturating_not_js", train("objective=wgan_gp", "objective.loss.saturating=true"), EXIT_HYDRA, "Key 'saturating' not in 'WassersteinConfig'", one_line=False),
     # A component is chosen by its group, with a slash; with a dot the key would hold the bare name.
     Case("loss_with_a_dot", train("objective.loss=hinge"), EXIT_USAGE, "objective.loss=hinge is not allowed: a component is chosen with its config group, with a slash: objective/loss=hinge"),
+    # A key of the flat objective layout: one line naming today's key (Hydra would suggest +key, which adds an unused key).
+    Case("flat_objective_key", train("objective.gp_weight=1"), EXIT_USAGE, "objective.gp_weight was renamed when the objective became components: use objective.constraints.gp.weight"),
     Case("batch_norm_with_gp", ("train", "dataset=digits", *IMAGES, "model.critic_norm=batch", "objective=wgan_gp"), EXIT_USAGE, "model.critic_norm=batch is not allowed with the gradient penalty"),
     Case("resolution_unsupported", ("train", "dataset=digits", "dataset.resolution=16", *IMAGES, "model=resnet"), EXIT_USAGE, "model resnet takes 32 x 32 px images only"),
     # data files

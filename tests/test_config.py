@@ -162,6 +162,7 @@ def test_unknown_option_fails_at_compose_time():
         (["objective.constraints.gp.weight=-1"], "objective.constraints.gp.weight=-1.0 is not allowed"),
         (["objective.constraints.gp.every=0"], "objective.constraints.gp.every=0 is not allowed"),
         (["objective=spectral_norm", "objective.constraints.sn.power_iterations=0"], "objective.constraints.sn.power_iterations=0 is not allowed"),
+        (["+objective.gp_weight=1"], "objective.gp_weight=1 is not allowed: the objective has no such key (added with +?)"),
         (["objective.loss=hinge"], "objective.loss=hinge is not allowed: a component is chosen with its config group, with a slash: objective/loss=hinge"),
         (["steps=0"], "steps=0"),
         (["batch_size=0"], "batch_size=0"),

@@ -19,7 +19,7 @@ from ganlab.apps import CONFIG_DIR
 from ganlab.apps import eval as eval_app
 from ganlab.apps import sample as sample_app
 from ganlab.apps.build import build_objective_from, plain
-from ganlab.apps.migrate import is_flat, migrate_config
+from ganlab.apps.migrate import is_flat, migrate_config, renamed_override
 from ganlab.apps.saved_config import check_saved_config
 from ganlab.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from ganlab.config import TrainConfig, validate_train
@@ -188,3 +188,38 @@ def test_a_run_written_before_the_components_resumes_bit_exact_and_is_read_by_sa
     assert resumed["constraints"]["gp"]["_target_"] == class_path(GradientPenalty)
     assert (resumed["constraints"]["gp"]["weight"], resumed["constraints"]["gp"]["every"]) == (pytest.approx(0.1), 1)
     assert not is_flat(yaml.safe_load((old / ".hydra" / "resume_1" / "config.yaml").read_text()))
+
+
+@pytest.mark.parametrize("override,new", [
+    ("objective.gp_weight=1", "objective.constraints.gp.weight"),
+    ("+objective.gp_weight=1", "objective.constraints.gp.weight"),
+    ("objective.gp_every=4", "objective.constraints.gp.every"),
+    ("objective.clip_value=0.1,0.2", "objective.constraints.clip.c"),
+    ("objective.sn_power_iterations=2", "objective.constraints.sn.power_iterations"),
+    ("objective.saturating=true", "objective.loss.saturating"),
+    ("objective.constraint=gp", "objective/constraints=<name>"),
+])
+def test_an_override_of_the_flat_layout_names_the_key_to_use_now(override, new):
+    hint = renamed_override(override)
+    assert hint.startswith(f"{override.split('=')[0].lstrip('+')} was renamed when the objective became components: use {new}")
+
+
+@pytest.mark.parametrize("override", ["objective.constraints.gp.weight=1", "objective/loss=hinge", "steps=5", "gp_weight", "objective.gp_weightx=1"])
+def test_other_overrides_get_no_hint(override):
+    assert renamed_override(override) is None
+
+
+def test_the_command_line_refuses_a_flat_key_before_hydra_suggests_adding_it(capsys):
+    from ganlab.cli import main
+
+    assert main(["train", "+objective.gp_weight=1", "steps=1"]) == 2
+    assert capsys.readouterr().err == "error: objective.gp_weight was renamed when the objective became components: use objective.constraints.gp.weight\n"
+
+
+def test_resuming_a_checkpoint_whose_config_has_a_key_the_schema_lacks_is_one_line():
+    from ganlab.apps.train import resumed_config
+
+    saved = plain(compose_train(TINY))
+    saved["objective"]["gp_weight"] = 1.0  # as `+objective.gp_weight=1` left it before validate_train refused such keys
+    with pytest.raises(ConfigError, match=r"^the checkpoint's config does not fit this ganlab's schema \(Key 'gp_weight' not in 'ObjectiveConfig'\); start a new run$"):
+        resumed_config(saved, compose_train(TINY), [])

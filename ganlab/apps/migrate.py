@@ -30,6 +30,27 @@ OLD_CONSTRAINTS = {
 }
 OLD_KEYS = {"loss", "saturating", "constraint", "clip_value", "gp_weight", "gp_every", "sn_power_iterations"}
 
+# What a user typed before -> what to type now (objective.loss=X is answered by the component builder).
+RENAMED_OVERRIDES = {
+    "objective.constraint": "objective/constraints=<name> (e.g. objective/constraints=gp, 'objective/constraints=[]' for none)",
+    "objective.saturating": "objective.loss.saturating (with objective=js or objective/loss=js)",
+    "objective.clip_value": "objective.constraints.clip.c",
+    "objective.gp_weight": "objective.constraints.gp.weight",
+    "objective.gp_every": "objective.constraints.gp.every",
+    "objective.sn_power_iterations": "objective.constraints.sn.power_iterations",
+}
+
+
+def renamed_override(override: str) -> str | None:
+    """A one-line hint when a command-line override uses a key of the flat layout, else None.
+
+    ``override`` is one word of the command line (``objective.gp_weight=1``, ``+objective.constraint=gp``).
+    """
+    key = override.split("=", 1)[0].lstrip("+~")
+    if "=" not in override or key not in RENAMED_OVERRIDES:
+        return None
+    return f"{key} was renamed when the objective became components: use {RENAMED_OVERRIDES[key]}"
+
 
 def _target(module: str) -> str:
     return component_schemas()[f"{module}_schema"]._target_

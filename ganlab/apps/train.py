@@ -24,7 +24,7 @@ from ganlab.apps.migrate import is_flat, migrate_config
 from ganlab.apps.saved_config import check_saved_config
 from ganlab.checkpoint import load_checkpoint, resume_target
 from ganlab.config import TrainConfig, register_configs, validate_train
-from ganlab.errors import ConfigError, report_user_errors
+from ganlab.errors import ConfigError, first_line, report_user_errors
 from ganlab.logger.stats import Stats
 from ganlab.logger.console import ProgressDisplay, print_config, print_summary
 from ganlab.logger.run import RunLogger, supersede_after
@@ -64,7 +64,10 @@ def resumed_config(saved: dict, composed: DictConfig, overrides: list[str]) -> D
     An override of any other key is accepted only when it repeats the saved value, so a
     preempted cluster job can rerun its whole command line with ``resume=auto``.
     """
-    cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), saved)
+    try:
+        cfg = OmegaConf.merge(OmegaConf.structured(TrainConfig), saved)
+    except Exception as err:  # a key or value the schema does not have
+        raise ConfigError(f"the checkpoint's config does not fit this ganlab's schema ({first_line(err)}); start a new run") from err
     saved_cfg = OmegaConf.create(saved)
     composed = copy.deepcopy(composed)  # compared as the saved config was written: schedules of the run's length resolved
     composed.steps = saved_cfg.steps
