@@ -15,6 +15,29 @@ COMMANDS = {
 
 RERUN_FLAG = "--experimental-rerun"
 
+# Choices that need a sweep plugin (the extra ganlab[sweeps]): (override key, option or None for any) -> plugin module.
+PLUGINS = {
+    ("hydra/sweeper", "optuna"): "hydra_plugins.hydra_optuna_sweeper",
+    ("hparams_search", None): "hydra_plugins.hydra_optuna_sweeper",
+    ("hydra/launcher", "joblib"): "hydra_plugins.hydra_joblib_launcher",
+    ("hydra/launcher", "submitit_local"): "hydra_plugins.hydra_submitit_launcher",
+    ("hydra/launcher", "submitit_slurm"): "hydra_plugins.hydra_submitit_launcher",
+    ("hydra/launcher", "slurm"): "hydra_plugins.hydra_submitit_launcher",
+}
+
+
+def missing_plugin(args: list[str]) -> str | None:
+    """One line for the first override that chooses a sweep plugin that is not installed, else None."""
+    import importlib.util
+
+    for arg in args:
+        key, _, value = arg.lstrip("+~").partition("=")
+        module = PLUGINS.get((key, value)) or PLUGINS.get((key, None))
+        if module and value and importlib.util.find_spec(module) is None:
+            package = module.split(".")[-1].replace("_", "-")
+            return f"{arg} needs Hydra's {package} plugin, which is not installed: pip install 'ganlab[sweeps]'"
+    return None
+
 USAGE = f"""usage: ganlab <command> [key=value ...] [hydra flags]
 
 ganlab {ganlab.__version__}: train the classic GAN objectives side by side and compare them in TensorBoard.
@@ -51,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         # code; ganlab never writes that file (see ganlab.apps.saved_config).
         print(f"error: {RERUN_FLAG} is not supported: it loads a pickled config, which can run code; "
               "rerun with the run's command line, or continue it with ganlab train resume=<run dir>", file=sys.stderr)
+        return 2
+    if command == "train" and (problem := missing_plugin(rest)):
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     if command == "train":
         from ganlab.apps.migrate import renamed_override  # Hydra would suggest +key, which would add an unused key

@@ -245,22 +245,36 @@ MAX_DIRNAME = 200  # bytes (ganlab.filenames.name_size); file systems allow 255,
 _HYDRA_ESCAPE = re.compile(r"\\(.)")  # Hydra's escape_special_characters puts a backslash before each special character
 
 
+def swept_keys(overrides: list[str]) -> set[str]:
+    """The keys that a sweep's overrides (a command line, or Hydra's record of it) sweep: those with
+    sweep syntax (``seed=0,1``, ``range(3)``, ``interval(0.1,1)``, ``'objective/constraints=[gp],[sn]'``)."""
+    words = [w for w in overrides if "=" in w and not w.startswith("-")]
+    try:
+        return {o.key_or_group for o in OverridesParser.create().parse_overrides(words) if o.is_sweep_override()}
+    except Exception:  # an unparsable command line already failed in Hydra; name by everything
+        return set()
+
+
 def swept_overrides(task_overrides: list[str], argv: list[str] | None = None) -> str:
+    """A multirun job's directory name, with the swept keys read from the command line (``argv``,
+    default ``sys.argv``): :func:`job_dirname`. A sweep started by ``ganlab train -m`` names its jobs
+    with :func:`job_dirname` and the keys Hydra recorded instead (:mod:`ganlab.apps.sweep_dir`), so
+    that a launcher whose workers have another command line names them the same."""
+    return job_dirname(task_overrides, swept_keys(sys.argv[1:] if argv is None else argv))
+
+
+def job_dirname(task_overrides: list[str], swept: Any) -> str:
     """A multirun job's directory name: its overrides of the *swept* keys, e.g. ``objective=js,seed=1``.
 
     Hydra's ``override_dirname`` lists every override, so ``-m objective=js,wgan_gp steps=500``
     would name jobs ``objective=js,steps=500``; the keys that are the same in every job only make
-    the names (and TensorBoard's run list) longer. Sweep syntax is read from the command line.
+    the names (and TensorBoard's run list) longer. ``swept`` holds the swept keys; with none of them
+    among the job's overrides the name lists every override.
     The name is made valid on Linux, macOS and Windows by :func:`ganlab.filenames.portable_name`:
     plain names stay as they are; a value with a path, other unsafe characters, non-ASCII text,
     upper case text or too many bytes gets ``_`` for each unsafe character and a hash suffix.
     """
-    words = [w for w in (sys.argv[1:] if argv is None else argv) if "=" in w and not w.startswith("-")]
-    try:
-        parsed = OverridesParser.create().parse_overrides(words)
-        swept = {o.key_or_group for o in parsed if o.is_sweep_override()}
-    except Exception:  # an unparsable command line already failed in Hydra; name by everything
-        swept = set()
+    swept = set(swept)
     chosen = sorted(o for o in task_overrides if o.split("=", 1)[0].lstrip("+~") in swept) or sorted(task_overrides)
     if not chosen:
         return ""  # nothing overridden: Hydra puts the one job in the sweep directory itself
@@ -307,6 +321,7 @@ def resume_output_subdir(resume: str | None, run_dir: str) -> str:
 def register_configs() -> None:
     """Put every schema into Hydra's ConfigStore and register ganlab's resolvers (idempotent)."""
     OmegaConf.register_new_resolver("swept_overrides", swept_overrides, replace=True)
+    OmegaConf.register_new_resolver("job_dirname", job_dirname, replace=True)
     OmegaConf.register_new_resolver("resume_run_dir", resume_run_dir, replace=True)
     OmegaConf.register_new_resolver("resume_output_subdir", resume_output_subdir, replace=True)
     cs = ConfigStore.instance()

@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from ganlab.apps.sweep_dir import prepare_sweep
 from ganlab.errors import EXIT_USAGE, FAILED_FILE, cannot_write, full_error_requested
 from ganlab.filenames import sorted_by_number
 
@@ -89,6 +90,13 @@ def check_not_an_earlier_run(config: DictConfig) -> None:
         sys.exit(EXIT_USAGE)
 
 
+def earlier_sweep_runs(sweep_dir: Path) -> list[Path]:
+    """The job directories under ``sweep_dir`` that hold a training run a new sweep would overwrite
+    (a failed job, its ``failed.json``, may be retried in place)."""
+    found = {p.parent for pattern in RESULTS for p in sweep_dir.rglob(pattern)} if sweep_dir.is_dir() else set()
+    return sorted_by_number(job for job in found if not (job / FAILED_FILE).exists())
+
+
 def check_not_an_earlier_sweep(config: DictConfig) -> None:
     """Refuse to start a sweep in a sweep directory that holds earlier runs, unless ``resume`` is set.
 
@@ -105,8 +113,7 @@ def check_not_an_earlier_sweep(config: DictConfig) -> None:
         sweep_dir = Path(str(OmegaConf.select(config, "hydra.sweep.dir")))
     except Exception:
         return
-    found = {p.parent for pattern in RESULTS for p in sweep_dir.rglob(pattern)} if sweep_dir.is_dir() else set()
-    jobs = sorted_by_number(job for job in found if not (job / FAILED_FILE).exists())  # a failed job may be retried in place
+    jobs = earlier_sweep_runs(sweep_dir)
     if jobs:
         example = jobs[0].relative_to(sweep_dir)
         print(f"error: hydra.sweep.dir={sweep_dir} already holds {len(jobs)} training run(s) of an earlier sweep (e.g. {example}) that this sweep "
@@ -123,5 +130,7 @@ class WritableOutputDir(Callback):
         check_writable(config, "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        check_writable(config, "hydra.sweep.dir")
+        prepare_sweep(config, earlier_sweep_runs)  # this sweep's own directory (another may start the same second), its job names
         check_not_an_earlier_sweep(config)
         check_writable(config, "hydra.sweep.dir")

@@ -3,8 +3,9 @@
 A failing multirun job does not stop the sweep (see :func:`ganlab.errors.report_user_errors`):
 it writes ``<job dir>/failed.json`` and returns. This Hydra callback, registered in
 ``conf/train.yaml`` under ``hydra.callbacks``, then prints one table of the failed jobs when the
-sweep ends (job directory, error, message), or "all N jobs succeeded", and makes ``ganlab train -m``
-exit with status 1 when any job failed, so that scripts and CI notice.
+sweep ends (job directory, error, message), or "all N jobs succeeded", then the TensorBoard command
+for the whole sweep directory (the comparison), and makes ``ganlab train -m`` exit with status 1 when
+any job failed, so that scripts and CI notice.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from rich.table import Table
 
 from ganlab.errors import EXIT_SWEEP_FAILED, FAILED_FILE
 from ganlab.filenames import sorted_by_number
-from ganlab.logger.console import console
+from ganlab.logger.console import console, print_tensorboard_command
 
 
 def read_failure(job_dir: Path) -> dict[str, Any] | None:
@@ -57,6 +58,7 @@ class SweepReport(Callback):
         out = console()
         if not failed:
             out.print(f"all {len(job_dirs)} jobs succeeded ({sweep_dir})")
+            print_tensorboard_command(sweep_dir)  # the comparison, not the last job's run
             return
         table = Table(title=f"{len(failed)} of {len(job_dirs)} jobs failed ({sweep_dir})", title_justify="left")
         for column in ("job directory", "error", "message"):
@@ -65,6 +67,7 @@ class SweepReport(Callback):
             name = str(job_dir.relative_to(sweep_dir)) if job_dir.is_relative_to(sweep_dir) else str(job_dir)
             table.add_row(name, str(record.get("error", "?")), str(record.get("message", "")))
         out.print(table)
+        print_tensorboard_command(sweep_dir)
         # Exiting here is safe: on_multirun_end is the last thing Hydra does in a multirun. Every
         # job has returned and closed its files, and multirun.yaml is written; all that is left
         # is to return the sweep's results, which the ganlab command does not use. SystemExit is

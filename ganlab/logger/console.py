@@ -121,6 +121,14 @@ def print_summary(metrics: dict[str, float], run_dir: Path, title: str = "ganlab
         table.add_row(tag, f"{value:.4g}")
     table.add_row("run directory", str(run_dir))
     console().print(table)
-    # One unbroken line, to copy: a table cell would wrap a long path, and a path with spaces or
-    # shell characters (a sweep job named by its values) is quoted. The event files are in the run directory itself.
-    console().print(f"TensorBoard: tensorboard --logdir {shlex.quote(str(run_dir))}", soft_wrap=True, highlight=False, markup=False)
+    print_tensorboard_command(run_dir)
+
+
+def print_tensorboard_command(logdir: Path) -> None:
+    """``TensorBoard: tensorboard --logdir <logdir>``: one unbroken line, to copy.
+
+    A table cell would wrap a long path, and a path with spaces or shell characters (a sweep job
+    named by its values) is quoted. For a run, the event files are in the run directory itself; for
+    a sweep, TensorBoard finds each job's below the sweep directory and names it by its folder.
+    """
+    console().print(f"TensorBoard: tensorboard --logdir {shlex.quote(str(logdir))}", soft_wrap=True, highlight=False, markup=False)
