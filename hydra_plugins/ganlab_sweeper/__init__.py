@@ -1,0 +1,1 @@
+"""ganlab's Hydra plugins (Hydra instantiates sweepers and launchers only from the ``hydra_plugins`` namespace)."""
