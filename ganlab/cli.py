@@ -18,6 +18,7 @@ RERUN_FLAG = "--experimental-rerun"
 # Choices that need a sweep plugin (the extra ganlab[sweeps]): (override key, option or None for any) -> plugin module.
 PLUGINS = {
     ("hydra/sweeper", "optuna"): "hydra_plugins.hydra_optuna_sweeper",
+    ("hydra/sweeper", "search"): "hydra_plugins.hydra_optuna_sweeper",  # ganlab.apps.search
     ("hparams_search", None): "hydra_plugins.hydra_optuna_sweeper",
     ("hydra/launcher", "joblib"): "hydra_plugins.hydra_joblib_launcher",
     ("hydra/launcher", "submitit_local"): "hydra_plugins.hydra_submitit_launcher",

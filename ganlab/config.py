@@ -218,6 +218,7 @@ class TrainConfig:
     rollback_lr_factor: float = 0.5  # learning rates are multiplied by this at each rollback
     metrics: MetricsConfig = field(default_factory=lambda: MetricsConfig())
     tuning: Dict[str, Any] = field(default_factory=dict)  # per-data values that components read, e.g. tuning.gp.weight (conf/tuning/)
+    optimized_metric: Any = "auto"  # what a search sweeper optimises: auto (Metrics/w1_ratio on 2-D data, Metrics/fcd on images), a metric tag, or a list of tags (ganlab.apps.search)
 
 
 @dataclass

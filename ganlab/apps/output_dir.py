@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from ganlab.apps import search
 from ganlab.apps.sweep_dir import prepare_sweep
 from ganlab.errors import EXIT_USAGE, FAILED_FILE, cannot_write, full_error_requested
 from ganlab.filenames import sorted_by_number
@@ -114,7 +115,7 @@ def check_not_an_earlier_sweep(config: DictConfig) -> None:
     except Exception:
         return
     jobs = earlier_sweep_runs(sweep_dir)
-    if jobs:
+    if jobs and not search.continues_study(config, jobs):  # a stored study's new trials get new, numbered job directories
         example = jobs[0].relative_to(sweep_dir)
         print(f"error: hydra.sweep.dir={sweep_dir} already holds {len(jobs)} training run(s) of an earlier sweep (e.g. {example}) that this sweep "
               f"would overwrite; choose a new hydra.sweep.dir, or continue them (and add new jobs) with resume=auto", file=sys.stderr, flush=True)

@@ -18,9 +18,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from ganlab.apps import CONFIG_DIR
+from ganlab.apps import CONFIG_DIR, cluster, search
 from ganlab.apps.build import build_data, build_networks, build_objective_from, build_optimizers_from, build_schedules, plain, resolve_schedule_lengths
 from ganlab.apps.migrate import is_flat, migrate_config
+from ganlab.apps.parallel import share_machine
 from ganlab.apps.saved_config import check_saved_config
 from ganlab.checkpoint import load_checkpoint, resume_target
 from ganlab.config import TrainConfig, register_configs, validate_train
@@ -90,6 +91,7 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
     validate_train(cfg)
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
+    cluster.continue_if_requeued(cfg, run_dir)  # a submitit job requeued into its directory continues there (resume=auto)
     checkpoint = resume_target(cfg.resume, run_dir) if cfg.resume else None
     saved = load_checkpoint(checkpoint) if checkpoint else None
     if saved is not None:
@@ -102,10 +104,9 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
         OmegaConf.save(cfg, run_dir / hydra_cfg.output_subdir / "config.yaml")  # what this process runs
     else:
         resolve_schedule_lengths(cfg)  # kept in the checkpoint's config: a resume with other steps keeps the schedules
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    device_name = share_machine(cfg.threads, cfg.device)  # torch threads; in a parallel sweep each job's share of the cores, and its own GPU
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
-    device = resolve_device(cfg.device)
+    device = resolve_device(device_name)
     print_config(OmegaConf.to_yaml(cfg))
     seed_everything(cfg.seed)
     fast.configure(device)
@@ -147,7 +148,7 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
 
     config = plain(cfg)
     metrics = None
-    with ProgressDisplay(cfg.steps, live=not multirun, start_step=start_step) as progress, StopOnSignal() as stop:
+    with ProgressDisplay(cfg.steps, live=not multirun, start_step=start_step) as progress, StopOnSignal(cluster.stop_signals()) as stop:
         run = RunLogger(
             run_dir, evaluator, progress, checkpoint_meta={"config": config, "data_shape": list(data.shape), "precision": precision.name},
             device=device, keep_checkpoints=cfg.keep_checkpoints, start_step=start_step,
@@ -162,6 +163,7 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
                 ema=ema, stats=stats, start_step=start_step, faults=faults, compile=cfg.compile, schedules=schedules,
             )
         except Interrupted as err:
+            cluster.hand_over(stop)  # a submitit job is requeued (submitit exits here) rather than ending the sweep
             raise Interrupted(f"{stop.received.name}: {err}; resume with: ganlab train resume={run_dir}", EXIT_STATUS[stop.received]) from None
         finally:
             run.finish(metrics)
@@ -171,5 +173,5 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
 
 @hydra.main(config_path=CONFIG_DIR, config_name="train", version_base="1.3")
 @report_user_errors
-def main(cfg: DictConfig) -> dict[str, float]:
-    return run_training(cfg)
+def main(cfg: DictConfig) -> dict[str, float] | float | list[float]:
+    return search.task_result(cfg, run_training(cfg))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Iterable
 from types import FrameType
 
 log = logging.getLogger("ganlab")
@@ -18,9 +19,10 @@ EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + signal number, 
 
 
 class StopOnSignal:
-    def __init__(self) -> None:
+    def __init__(self, signals: Iterable[signal.Signals] = tuple(EXIT_STATUS)) -> None:
+        self.signals = tuple(signals)  # a submitit job adds its requeue signal (ganlab.apps.cluster)
         self.received: signal.Signals | None = None
-        self._previous: dict[signal.Signals, object] = {}
+        self.previous: dict[signal.Signals, object] = {}  # the handlers these replaced, put back on exit (ganlab.apps.cluster hands over to submitit's)
 
     def __call__(self) -> bool:
         """True once a stop was requested."""
@@ -33,10 +35,10 @@ class StopOnSignal:
 
     def __enter__(self) -> "StopOnSignal":
         if threading.current_thread() is threading.main_thread():  # signals can only be set there
-            for sig in EXIT_STATUS:
-                self._previous[sig] = signal.signal(sig, self._handle)
+            for sig in self.signals:
+                self.previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
+        for sig, handler in self.previous.items():
             signal.signal(sig, handler)
