@@ -4,8 +4,10 @@ The rule (:mod:`ganlab.apps.parallel`) is tested in process on the real composed
 Hydra's runtime set as a launcher sets it, with a faked core count and a faked GPU count; two
 real joblib sweeps (the installed ``ganlab`` command in a subprocess, tiny settings) check that
 the jobs run in joblib's worker processes with the threads the rule gives, and that a failing
-job there is recorded and reported as under the basic launcher. scripts/bench_sweep.py is run
-once on tiny settings for the format of its lines (no timing asserted).
+job there is recorded and reported as under the basic launcher; two more that a sweep whose process
+is killed, or that gets Ctrl-C, stops every running job with its checkpoint and leaves no process
+behind. scripts/bench_sweep.py is run once on tiny settings for the format of its lines (no
+timing asserted).
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def write_multirun_yaml(sweep_dir: Path, task_overrides: list[str]) -> None:
 @pytest.fixture(autouse=True)
 def not_tied_to_the_parent(monkeypatch):
     """In process, share_machine must not ask Linux to stop pytest when pytest's parent ends."""
-    monkeypatch.setattr(parallel, "stop_with_the_sweep", lambda: None)
+    monkeypatch.setattr(parallel, "stop_with_the_sweep", lambda sweep_dir: None)
 
 
 @pytest.fixture
@@ -190,35 +192,74 @@ def test_ending_the_sweeps_process_stops_its_running_jobs_with_a_checkpoint(work
         time.sleep(1)
         sweep_process.kill()
         sweep_process.wait()
-        wait_for(lambda: all((job / "failed.json").exists() for job in jobs))
+        wait_for(lambda: all((job / "failed.json").exists() for job in jobs), pgid=sweep_process.pid)
         for job in jobs:
             record = json.loads((job / "failed.json").read_text())
             assert record["error"] == "Interrupted" and record["message"].startswith("SIGTERM: stopped at step"), record
             assert len(list((job / "checkpoints").glob("step_*.pt"))) == 1
-        wait_for(lambda: not group_alive(sweep_process.pid))  # the workers end too (loky would keep idle ones for 5 minutes)
+        wait_for(lambda: not group_alive(sweep_process.pid), pgid=sweep_process.pid)  # the workers end too (loky would keep idle ones for 5 minutes)
     finally:
         if group_alive(sweep_process.pid):
             os.killpg(sweep_process.pid, signal.SIGKILL)  # a failed test leaves no job training
 
 
-def wait_for(condition, process: subprocess.Popen | None = None, timeout: float = 120) -> None:
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sweep's signal handling is tested on Linux")
+def test_ctrl_c_stops_every_running_job_with_a_checkpoint_and_the_sweep_exits_130(workdir: Path) -> None:
+    # Ctrl-C: a terminal sends SIGINT to the whole foreground process group, the sweep's process
+    # and joblib's workers alike. The sweep is started in its own session (a group of its own), with
+    # SIGINT's default action (a background process may inherit SIGINT ignored). Three workers for
+    # two jobs: the idle one gets the SIGINT too, which must not break joblib's pool.
+    args = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=3", *SMALL, "steps=100000", "log_every=1000", "sample_every=100000", "eval_every=100000", "threads=1", "seed=0,1"]
+    env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}
+    sweep = workdir / "sweep"
+    sweep_process = subprocess.Popen([*ganlab_command(), "train", "-m", *args, f"hydra.sweep.dir={sweep}"], cwd=workdir,
+                                     env={**env, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True, start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    jobs = [sweep / "seed=0", sweep / "seed=1"]
+    try:
+        wait_for(lambda: all((job / "run_info.json").exists() for job in jobs), sweep_process)  # written just before the loop starts
+        time.sleep(1)
+        os.killpg(sweep_process.pid, signal.SIGINT)
+        output, _ = sweep_process.communicate(timeout=120)
+        assert sweep_process.returncode == 130, output[-3000:]
+        for job in jobs:
+            record = json.loads((job / "failed.json").read_text())
+            assert record["error"] == "Interrupted" and record["message"].startswith("SIGINT: stopped at step"), record
+            assert len(list((job / "checkpoints").glob("step_*.pt"))) == 1
+        assert "2 of 2 jobs failed" in output, output[-3000:]
+        assert "Traceback" not in output, output[-3000:]
+        wait_for(lambda: not group_alive(sweep_process.pid), timeout=30, pgid=sweep_process.pid)
+    finally:
+        if group_alive(sweep_process.pid):
+            os.killpg(sweep_process.pid, signal.SIGKILL)  # a failed test leaves no job training
+
+
+def wait_for(condition, process: subprocess.Popen | None = None, timeout: float = 120, pgid: int | None = None) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert process is None or process.poll() is None, f"the sweep ended early (exit {process.returncode})"
-        assert time.monotonic() < deadline, "timed out"
+        assert time.monotonic() < deadline, "timed out" + (f"; the group's processes: {group_processes(pgid)}" if pgid else "")
         time.sleep(0.2)
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether a process of the group still runs (zombies that no init has reaped yet do not count)."""
+def group_processes(pgid: int) -> list[str]:
+    """The processes of group ``pgid`` that still run, as ``pid state ppid cmdline`` (zombies that no init has reaped yet do not count)."""
+    found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             fields = stat.read_text().rsplit(")", 1)[1].split()  # after "pid (name)": state, ppid, pgrp, ...
+            if int(fields[2]) != pgid or fields[0] == "Z":
+                continue
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
         except (OSError, IndexError):
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+        found.append(f"{stat.parent.name} {fields[0]} {fields[1]} {cmdline[:200]}")
+    return found
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a process of the group still runs (zombies do not count)."""
+    return bool(group_processes(pgid))
 
 
 BENCH = Path(__file__).resolve().parent.parent / "scripts" / "bench_sweep.py"
