@@ -152,7 +152,9 @@ def report_user_errors(fn: Callable[..., T]) -> Callable[..., T | dict[str, str]
                 if full_error_requested():
                     log.exception("job failed")
                 result = record_failure(err, Path(job.runtime.output_dir), list(job.overrides.task))
-                if isinstance(err, TrainingFailed) and err.ends_sweep:
+                from ganlab.apps.parallel import parallel_launch  # a joblib worker's job returns its stop: the sweep's process ends the sweep
+
+                if isinstance(err, TrainingFailed) and err.ends_sweep and not parallel_launch(job):
                     # SystemExit passes through Hydra's launcher and sweeper, which catch only Exception.
                     sys.exit(err.exit_status)
                 return result

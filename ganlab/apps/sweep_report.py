@@ -19,6 +19,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from rich.table import Table
 
+from ganlab.apps.parallel import stopped_by
 from ganlab.errors import EXIT_SWEEP_FAILED, FAILED_FILE
 from ganlab.filenames import sorted_by_number
 from ganlab.logger.console import console, print_tensorboard_command
@@ -75,4 +76,5 @@ class SweepReport(Callback):
         # warnings) and its error reporter let it through. This callback comes first under
         # hydra.callbacks, and Hydra calls on_multirun_end in reverse order, so any other
         # callback's on_multirun_end has already run.
-        sys.exit(EXIT_SWEEP_FAILED)
+        stopped = stopped_by()  # a parallel sweep stopped by a signal: 128 + its number, as shells report it
+        sys.exit(128 + stopped if stopped else EXIT_SWEEP_FAILED)
