@@ -195,8 +195,8 @@ def continues_study(config: DictConfig, jobs: list[Path]) -> bool:
     after those, so their job directories are new. ganlab's check against writing over an earlier
     sweep (:func:`ganlab.apps.output_dir.check_not_an_earlier_sweep`) lets such a sweep through.
     """
-    sweeper = config.hydra.sweeper
-    if sweeper.get("_target_") != SEARCH_SWEEPER or not sweeper.get("storage") or not sweeper.get("study_name"):
+    sweeper = OmegaConf.select(config, "hydra.sweeper", default=None)
+    if sweeper is None or sweeper.get("_target_") != SEARCH_SWEEPER or not sweeper.get("storage") or not sweeper.get("study_name"):
         return False
     done = _existing_trials(sweeper.study_name, sweeper.storage)
     return all((n := trial_number(job)) is not None and n < done for job in jobs)
