@@ -89,6 +89,21 @@ def schedule_of(start: float, node: dict[str, Any] | None) -> Schedule:
     return Schedule(start, **(node or {}))
 
 
+def param_group_setter(optimizers: tuple[Any, ...], key: str) -> Callable[[float], None]:
+    """A setter of ``key`` in every param group of ``optimizers``: ``"lr"``, or ``"beta2"`` (the
+    second of Adam's ``betas``)."""
+
+    def set_value(value: float) -> None:
+        for opt in optimizers:
+            for group in opt.param_groups:
+                if key == "beta2":
+                    group["betas"] = (group["betas"][0], value)
+                else:
+                    group[key] = value
+
+    return set_value
+
+
 @dataclass
 class Scheduled:
     """One scheduled scalar: its TensorBoard tag, its schedule and how to set it.
@@ -118,15 +133,9 @@ class Schedules:
     def constant_learning_rates(cls, opt_G: Any, opt_D: Any) -> Schedules:
         """The learning rates the optimizers have now, kept constant (``LR/G``, ``LR/D``)."""
 
-        def setter(opt: Any) -> Callable[[float], None]:
-            def set_lr(value: float) -> None:
-                for group in opt.param_groups:
-                    group["lr"] = value
-            return set_lr
-
         return cls([
-            Scheduled("LR/G", Schedule(opt_G.param_groups[0]["lr"]), setter(opt_G), learning_rate=True),
-            Scheduled("LR/D", Schedule(opt_D.param_groups[0]["lr"]), setter(opt_D), learning_rate=True),
+            Scheduled("LR/G", Schedule(opt_G.param_groups[0]["lr"]), param_group_setter((opt_G,), "lr"), learning_rate=True),
+            Scheduled("LR/D", Schedule(opt_D.param_groups[0]["lr"]), param_group_setter((opt_D,), "lr"), learning_rate=True),
         ])
 
     def apply(self, step: int) -> None:

@@ -36,6 +36,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from ganlab.apps.parallel import available_cores
+
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "BLIS_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
 
 
@@ -91,7 +93,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a config override for every job (repeatable)")
     args = parser.parse_args()
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = available_cores()  # as the per-job thread rule counts them
     print(f"sweep: {args.jobs} jobs x {args.steps} steps {' '.join(args.set)}; parallel: joblib n_jobs={args.n_jobs}; "
           f"{cores} cores; load average {os.getloadavg()[0]:.2f}", flush=True)
     ratios = []

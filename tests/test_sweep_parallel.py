@@ -106,9 +106,10 @@ def test_n_jobs_minus_1_is_every_core_and_a_smaller_sweep_gets_more_threads_each
         assert torch.get_num_threads() == 1
 
 
-def test_an_optuna_study_runs_its_sweepers_n_jobs_trials_at_once(tmp_path, cores, torch_threads):
+@pytest.mark.parametrize("sweeper", ["optuna", "search"])  # ganlab's search sweeper batches its trials as Optuna's does
+def test_an_optuna_study_runs_its_sweepers_n_jobs_trials_at_once(tmp_path, cores, torch_threads, sweeper):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
-    with hydra_job([*JOBLIB, "hydra.launcher.n_jobs=-1", "hydra/sweeper=optuna", "hydra.sweeper.n_jobs=3"], tmp_path):
+    with hydra_job([*JOBLIB, "hydra.launcher.n_jobs=-1", f"hydra/sweeper={sweeper}", "hydra.sweeper.n_jobs=3"], tmp_path):
         share_machine(0, "cpu")
         assert torch.get_num_threads() == 2  # 8 cores // 3 trials per batch
 

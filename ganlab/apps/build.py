@@ -14,7 +14,7 @@ from ganlab.data import value_range
 from ganlab.errors import ConfigError, OptionError
 from ganlab.objectives import Objective, build_objective
 from ganlab.objectives.constraints import Penalty
-from ganlab.schedules import Schedule, Scheduled, Schedules, schedule_of
+from ganlab.schedules import Schedule, Scheduled, Schedules, param_group_setter, schedule_of
 from ganlab.train.optim import build_optimizers
 
 
@@ -100,17 +100,14 @@ def build_schedules(objective_cfg: Any, objective: Objective, opt_G: torch.optim
     the configured value). A schedule without ``steps`` runs over the run's ``steps``."""
     o = plain(objective_cfg)
 
-    def param(opts: tuple[torch.optim.Optimizer, ...], key: str) -> Callable[[float], None]:
-        def set_value(value: float) -> None:
-            for opt in opts:
-                for group in opt.param_groups:
-                    group[key] = value if key == "lr" else (group["betas"][0], value)  # "betas": beta2 only
-        return set_value
-
     def weight(penalty: Penalty) -> Callable[[float], None]:
         return lambda value: setattr(penalty, "weight", value)
 
-    targets = {"LR/G": (param((opt_G,), "lr"), True), "LR/D": (param((opt_D,), "lr"), True), "Optimizer/beta2": (param((opt_G, opt_D), "betas"), False)}
+    targets = {
+        "LR/G": (param_group_setter((opt_G,), "lr"), True),
+        "LR/D": (param_group_setter((opt_D,), "lr"), True),
+        "Optimizer/beta2": (param_group_setter((opt_G, opt_D), "beta2"), False),
+    }
     targets.update({f"Penalty/{name}/weight": (weight(c), False) for name, c in objective.constraints.items() if isinstance(c, Penalty)})
     scheduled = []
     for path, tag, start, node in _scalars(o, objective):

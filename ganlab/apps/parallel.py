@@ -54,12 +54,12 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from ganlab.apps.search import BASIC_SWEEPER, OPTUNA_SWEEPERS
+
 log = logging.getLogger("ganlab")
 
 # Launchers that run several jobs of a sweep at once on this machine.
 PARALLEL_LAUNCHERS = {"hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher"}
-BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
-OPTUNA_SWEEPER = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
 
 
 def available_cores() -> int:
@@ -86,7 +86,7 @@ def jobs_in_sweep(hydra_cfg: DictConfig) -> int | None:
     """
     sweeper = OmegaConf.select(hydra_cfg, "sweeper", default=None) or {}
     target = sweeper.get("_target_")
-    if target == OPTUNA_SWEEPER:  # it asks n_jobs trials per batch
+    if target in OPTUNA_SWEEPERS:  # it asks n_jobs trials per batch
         return max(1, min(sweeper.get("n_jobs") or 1, sweeper.get("n_trials") or 1))
     if target != BASIC_SWEEPER:
         return None

@@ -43,6 +43,7 @@ log = logging.getLogger("ganlab")
 AUTO_METRICS = ("Metrics/w1_ratio", "Metrics/fcd", "Metrics/fid")
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 SEARCH_SWEEPER = "hydra_plugins.ganlab_sweeper.optuna_search.OptunaSearch"  # hydra/sweeper=search
+OPTUNA_SWEEPERS = {"hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper", SEARCH_SWEEPER}  # batches of n_jobs trials
 TRIAL_DIR = re.compile(r"^trial=(\d+)(,|$)")
 
 
