@@ -243,6 +243,26 @@ class EvalConfig:
 MAX_DIRNAME = 200  # bytes (ganlab.filenames.name_size); file systems allow 255, the rest is headroom
 
 
+# Keys that do not make another experiment: runs that differ only in these are seeds of one group
+# (ganlab compare, TensorBoard's HParams group name). The seed, and the schedule of the run's work
+# and records: a sweep extended later with resume=auto or more steps keeps its groups.
+NOT_GROUPING_KEYS = frozenset({
+    "seed", "resume", "steps", "log_every", "sample_every", "eval_every", "checkpoint_every", "keep_checkpoints",
+    "threads", "optimized_metric", "metrics.classifier_cache",
+})
+
+
+def grouping_overrides(overrides: list[str]) -> list[str]:
+    """A run's task overrides without those of :data:`NOT_GROUPING_KEYS` (nor ``hydra.*``): the
+    overrides that say which experiment the run is, e.g. ``["objective=js"]`` for ``objective=js seed=2``."""
+    kept = []
+    for override in overrides:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key not in NOT_GROUPING_KEYS and not key.startswith("hydra"):
+            kept.append(override)
+    return kept
+
+
 _HYDRA_ESCAPE = re.compile(r"\\(.)")  # Hydra's escape_special_characters puts a backslash before each special character
 
 
