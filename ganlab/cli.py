@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import ganlab
@@ -11,6 +12,7 @@ COMMANDS = {
     "train": ("ganlab.apps.train", "train a GAN (Hydra app: overrides, -m sweeps, --cfg job, --help)"),
     "sample": ("ganlab.apps.sample", "write samples of a finished run: run=<run dir> n=<N> out=<file.npy|.npz|.png> seed=<int>"),
     "eval": ("ganlab.apps.eval", "recompute all metrics of a finished run: run=<run dir> [n=<samples>]"),
+    "compare": ("ganlab.apps.compare", "compare groups of runs over seeds: <sweep or run dirs> [group_by=[objective]] [metric=<tag>]"),
 }
 
 RERUN_FLAG = "--experimental-rerun"
@@ -39,6 +41,28 @@ def missing_plugin(args: list[str]) -> str | None:
             return f"{arg} needs Hydra's {package} plugin, which is not installed: pip install 'ganlab[sweeps]'"
     return None
 
+def directory_arguments(args: list[str]) -> list[str]:
+    """``ganlab compare``'s positional directories as the override ``runs=[...]``, the options kept.
+
+    An argument is a directory when it exists as a path, has no ``=``, or has a ``/`` before its
+    first ``=`` that does not start a ``hydra/`` group (a sweep's job directory such as
+    ``.../objective=js,seed=0``). Each is escaped for Hydra's override grammar.
+    """
+    from hydra._internal.grammar.utils import escape_special_characters  # what Hydra's own sweeper uses
+
+    def is_directory(arg: str) -> bool:
+        key = arg.split("=", 1)[0]
+        return not arg.startswith("-") and (os.path.exists(arg) or "=" not in arg or ("/" in key and not key.lstrip("+~").startswith("hydra")))
+
+    directories = [arg for arg in args if is_directory(arg)]
+    options = [arg for arg in args if not is_directory(arg)]
+    if not directories:
+        return options
+    if any(option.split("=", 1)[0] == "runs" for option in options):
+        raise ValueError("pass the directories either as arguments or as runs=[...], not both")
+    return [f"runs=[{','.join(escape_special_characters(d) for d in directories)}]", *options]
+
+
 USAGE = f"""usage: ganlab <command> [key=value ...] [hydra flags]
 
 ganlab {ganlab.__version__}: train the classic GAN objectives side by side and compare them in TensorBoard.
@@ -54,6 +78,7 @@ examples:
   ganlab train dataset=digits model=dcgan objective=js    # real images, offline
   ganlab sample run=outputs/runs/<date>/<time> n=1000 out=samples.npy
   ganlab eval run=outputs/runs/<date>/<time>
+  ganlab compare outputs/multirun/<date>/<time>  # IQM, intervals over seeds, P(A beats B), curves with bands
   tensorboard --logdir outputs
 """
 
@@ -85,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
         hints = [hint for hint in map(renamed_override, rest) if hint]
         if hints:
             print(f"error: {hints[0]}", file=sys.stderr)
+            return 2
+    if command == "compare":
+        try:
+            rest = directory_arguments(rest)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
             return 2
     sys.argv = [f"ganlab {command}", *rest]  # Hydra parses sys.argv
     importlib.import_module(COMMANDS[command][0]).main()

@@ -240,6 +240,19 @@ class EvalConfig:
     inception_weights: Optional[str] = None
 
 
+@dataclass
+class CompareConfig:
+    runs: list = MISSING  # sweep or run directories (ganlab compare's positional arguments)
+    group_by: Optional[list] = None
+    metric: str = "auto"
+    higher_is_better: Optional[bool] = None
+    tags: list = field(default_factory=lambda: ["Metrics/*", "Wasserstein/estimate", "Loss/D", "Loss/G"])
+    confidence: float = 0.95
+    resamples: int = 10_000
+    seed: int = 0
+    out: str = MISSING
+
+
 MAX_DIRNAME = 200  # bytes (ganlab.filenames.name_size); file systems allow 255, the rest is headroom
 
 
@@ -349,6 +362,7 @@ def register_configs() -> None:
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="sample_schema", node=SampleConfig)
     cs.store(name="eval_schema", node=EvalConfig)
+    cs.store(name="compare_schema", node=CompareConfig)
     # Group schemas live at the root (not inside their group), so that `ganlab train --help`
     # lists only real options; an option file pulls its schema in with `/<name>@_here_`.
     cs.store(name="objective_schema", node=ObjectiveConfig)

@@ -36,11 +36,10 @@ from typing import Any
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
 from ganlab.errors import EXIT_USAGE, ConfigError
+from ganlab.metrics import AUTO_METRICS
 
 log = logging.getLogger("ganlab")
 
-# optimized_metric=auto: the first of these that the run's evaluator reports (2-D data, classifier metrics on images, Inception metrics).
-AUTO_METRICS = ("Metrics/w1_ratio", "Metrics/fcd", "Metrics/fid")
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
 SEARCH_SWEEPER = "hydra_plugins.ganlab_sweeper.optuna_search.OptunaSearch"  # hydra/sweeper=search
 OPTUNA_SWEEPERS = {"hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper", SEARCH_SWEEPER}  # batches of n_jobs trials

@@ -1,0 +1,1 @@
+"""`ganlab compare`: seed-aggregated comparison of runs."""

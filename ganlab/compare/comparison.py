@@ -1,0 +1,143 @@
+"""The comparison of groups of runs on their final metrics: summaries over seeds and pairwise odds.
+
+:func:`compare` takes the runs that :func:`ganlab.compare.runs.find_runs` found, groups the
+finished ones (:mod:`ganlab.compare.grouping`), summarises every final metric of every group
+(:func:`ganlab.compare.stats.summarize`, stratified by dataset), ranks the groups by the IQM of the
+chosen metric in its direction, and gives for every pair of groups the probability that a run of the
+better-ranked one beats a run of the other, with its interval (inconclusive when it holds 0.5).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from ganlab.compare import stats
+from ganlab.compare.grouping import Group, group_runs
+from ganlab.compare.runs import FAILED, FINISHED, UNFINISHED, Run
+from ganlab.errors import ConfigError
+from ganlab.metrics import AUTO_METRICS, HIGHER_IS_BETTER
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the intervals are computed: level, bootstrap resamples, and the resampling seed."""
+
+    confidence: float = stats.CONFIDENCE
+    resamples: int = stats.RESAMPLES
+    seed: int = 0
+
+
+@dataclass
+class Pair:
+    """P(a run of ``better`` beats a run of ``other``) on the chosen metric, with its interval."""
+
+    better: str
+    other: str
+    probability: float
+    interval: stats.Interval
+
+    @property
+    def verdict(self) -> str:
+        if self.interval.method == "none" or self.interval.contains(0.5):
+            return "inconclusive"
+        return f"{self.better} better" if self.probability > 0.5 else f"{self.other} better"
+
+
+@dataclass
+class Comparison:
+    """Everything ``ganlab compare`` reports. ``groups`` are ranked best first on ``metric``;
+    ``summaries[label][metric tag]``; ``failed`` and ``unfinished`` runs are left out of the groups."""
+
+    metric: str
+    higher_is_better: bool
+    groups: list[Group]
+    summaries: dict[str, dict[str, stats.Summary]]
+    pairs: list[Pair]
+    failed: list[Run]
+    unfinished: list[Run]
+    settings: Settings
+    metrics: list[str] = field(default_factory=list)  # every final metric, the chosen one first
+
+    def direction(self, metric: str) -> bool | None:
+        """True: higher is better; False: lower is; None: not a quality metric (not ranked)."""
+        return self.higher_is_better if metric == self.metric else HIGHER_IS_BETTER.get(metric)
+
+
+def compare(
+    runs: Sequence[Run], metric: str = "auto", higher_is_better: bool | None = None,
+    group_by: Sequence[str] | None = None, settings: Settings = Settings(),
+) -> Comparison:
+    """Group, summarise and rank ``runs`` (see the module docstring).
+
+    Args:
+        runs: found runs of every state; only finished ones are compared.
+        metric: the ranking metric's tag, or ``auto`` (the first of :data:`AUTO_METRICS` the runs report).
+        higher_is_better: the metric's direction; None: ganlab's own (``ganlab.metrics.HIGHER_IS_BETTER``).
+        group_by: attribute names to group by; None: the attributes that differ between the runs.
+
+    Raises:
+        ConfigError: no finished run, an unknown metric, or a metric of unknown direction.
+    """
+    finished = [run for run in runs if run.status == FINISHED]
+    failed = [run for run in runs if run.status == FAILED]
+    unfinished = [run for run in runs if run.status == UNFINISHED]
+    if not finished:
+        raise ConfigError(f"none of the {len(runs)} runs found has finished (failed: {len(failed)}, unfinished: {len(unfinished)}); a run is finished when its metrics.json has its final metrics")
+    metrics = list(dict.fromkeys(tag for run in finished for tag in run.final))
+    metric = _chosen_metric(metric, metrics)
+    if higher_is_better is None:
+        higher_is_better = HIGHER_IS_BETTER.get(metric)
+        if higher_is_better is None:
+            raise ConfigError(f"metric={metric}: ganlab does not know whether higher or lower is better; pass higher_is_better=true or higher_is_better=false")
+    metrics = [metric] + [m for m in metrics if m != metric]
+    groups = group_runs(finished, group_by)
+    summaries = {
+        group.label: {m: stats.summarize(_strata(group, m), settings.confidence, settings.resamples, settings.seed) for m in metrics}
+        for group in groups
+    }
+    groups.sort(key=lambda group: _rank_key(summaries[group.label][metric], higher_is_better))
+    pairs = [
+        _pair(better, other, metric, higher_is_better, settings)
+        for i, better in enumerate(groups) for other in groups[i + 1:]
+    ]
+    return Comparison(metric, higher_is_better, groups, summaries, [p for p in pairs if p], failed, unfinished, settings, metrics)
+
+
+def _chosen_metric(metric: str, reported: list[str]) -> str:
+    if metric == "auto":
+        for tag in AUTO_METRICS:
+            if tag in reported:
+                return tag
+        raise ConfigError(f"metric=auto: the runs report none of {', '.join(AUTO_METRICS)}; name one of theirs: metric={reported[0] if reported else 'Metrics/...'} ({', '.join(reported)})")
+    if metric not in reported:
+        raise ConfigError(f"metric={metric} is not a final metric of these runs; they report: {', '.join(reported)}")
+    return metric
+
+
+def _strata(group: Group, metric: str) -> list[list[float]]:
+    """The group's values of ``metric``, one list per dataset (the bootstrap's strata)."""
+    by_dataset: dict[str, list[float]] = {}
+    for run in group.runs:
+        by_dataset.setdefault(run.dataset, []).append(run.final.get(metric, math.nan))
+    return list(by_dataset.values())
+
+
+def _rank_key(summary: stats.Summary, higher_is_better: bool) -> tuple[bool, float]:
+    """Best first by IQM; groups with no finite value last."""
+    if summary.n == 0:
+        return (True, 0.0)
+    return (False, -summary.iqm if higher_is_better else summary.iqm)
+
+
+def _pair(better: Group, other: Group, metric: str, higher_is_better: bool, settings: Settings) -> Pair | None:
+    """The pair's probability of improvement over the datasets both groups ran; None when they share none."""
+    common = sorted(set(better.datasets) & set(other.datasets))
+    if not common:
+        return None
+    a = [[run.final.get(metric, math.nan) for run in better.runs if run.dataset == d] for d in common]
+    b = [[run.final.get(metric, math.nan) for run in other.runs if run.dataset == d] for d in common]
+    probability = stats.probability_of_improvement(a, b, higher_is_better)
+    interval = stats.improvement_interval(a, b, higher_is_better, settings.confidence, settings.resamples, settings.seed)
+    return Pair(better.label, other.label, probability, interval)
