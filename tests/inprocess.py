@@ -44,3 +44,30 @@ def final_networks(run_dir: Path) -> dict:
     """G and D (parameters and buffers) of the run's newest checkpoint."""
     state = load_checkpoint(latest_checkpoint(run_dir))
     return {"G": state["G"], "D": state["D"], "step": state["step"]}
+
+
+def ganlab_in_process(args: list[str], cwd: Path, monkeypatch) -> int:
+    """``ganlab <args>`` through :func:`ganlab.cli.main` in this process (Hydra's app, sweeps and all), in
+    ``cwd``; returns its exit status (a SystemExit's code). Hydra's job logging handlers are removed after."""
+    import logging
+    import sys
+
+    from hydra.core.global_hydra import GlobalHydra
+
+    from ganlab.cli import main
+
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(sys, "argv", ["ganlab"])  # main() sets it for Hydra; restored afterwards
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    handlers, level = logging.root.handlers[:], logging.root.level
+    try:
+        return main(args)
+    except SystemExit as exit_:
+        return exit_.code if isinstance(exit_.code, int) else 1
+    finally:
+        GlobalHydra.instance().clear()
+        for handler in logging.root.handlers[:]:
+            if handler not in handlers:
+                logging.root.removeHandler(handler)
+                handler.close()
+        logging.root.setLevel(level)

@@ -161,7 +161,7 @@ def test_writes_csv_json_and_markdown(sweep, tmp_path):
     assert len(rows) == 2 * 3  # groups x metrics
     first = rows[0]
     assert (first["group"], first["metric"], first["n"], float(first["mean"])) == ("objective=wgan_gp", "Metrics/w1_ratio", "3", 1.5)
-    assert "3 seeds < 5: interval unreliable" in first["note"]
+    assert first["note"] == "n<5: CI unreliable"
 
     report.write_json(comparison, tmp_path / "summary.json", ["curves/Loss_D.png"], "ganlab compare sweep")
     body = json.loads((tmp_path / "summary.json").read_text())

@@ -33,11 +33,11 @@ def note(summary: Summary) -> str:
     """What a reader must know beside a group's interval."""
     parts = []
     if summary.n < 2:
-        parts.append("one seed: no interval")
+        parts.append("1 seed: no CI")
     elif summary.n < FEW_SEEDS:
-        parts.append(f"{summary.n} seeds < {FEW_SEEDS}: interval unreliable, IQM ~ mean")
+        parts.append(f"n<{FEW_SEEDS}: CI unreliable")
     if summary.n_nonfinite:
-        parts.append(f"{summary.n_nonfinite} diverged (non-finite), left out")
+        parts.append(f"{summary.n_nonfinite} diverged, left out")
     return "; ".join(parts)
 
 
@@ -49,7 +49,10 @@ def method_text(comparison: Comparison) -> str:
     s = comparison.settings
     return (f"{s.confidence:.0%} confidence intervals by bootstrap over seeds (BCa, {s.resamples} resamples, seed {s.seed}"
             f"{', stratified by dataset' if any(len(g.datasets) > 1 for g in comparison.groups) else ''}); "
-            "IQM: interquartile mean (Agarwal et al. 2021)")
+            "IQM: interquartile mean (Agarwal et al. 2021). "
+            f"n<{FEW_SEEDS}: with fewer than {FEW_SEEDS} seeds the intervals undercover (about 71% for a nominal 95% with 3 seeds "
+            "of normal data, 83% with 5, 92% with 10) and the IQM is (almost) the mean. "
+            "Diverged runs (non-finite values) are left out of the summaries and lose every pairwise comparison")
 
 
 # ------------------------------------------------------------------------------ terminal
@@ -58,14 +61,14 @@ def print_tables(comparison: Comparison, console: Console | None = None) -> None
     metric = comparison.metric
     table = Table(title=f"{metric} ({direction_text(comparison.higher_is_better)}), best first by IQM", caption=method_text(comparison))
     for column in ("#", "group", "seeds", "IQM [CI]", "mean [CI]", "std", "median", "note"):
-        table.add_column(column, justify="right" if column in ("#", "seeds", "std", "median") else "left")
+        table.add_column(column, justify="right" if column in ("#", "seeds", "std", "median") else "left", **_whole(column))
     for rank, group in enumerate(comparison.groups, 1):
         s = comparison.summaries[group.label][metric]
         table.add_row(str(rank), group.label, str(s.n), with_interval(s.iqm, s.iqm_ci), with_interval(s.mean, s.mean_ci), fmt(s.std), fmt(s.median), note(s))
     console.print(table)
 
     others = Table(title="all final metrics: mean ± std over seeds")
-    others.add_column("group")
+    others.add_column("group", **_whole("group", min(40, max(len(g.label) for g in comparison.groups))))
     for tag in comparison.metrics:
         others.add_column(f"{tag.removeprefix('Metrics/')}\n{direction_text(comparison.direction(tag))}", justify="right")
     for group in comparison.groups:
@@ -75,7 +78,7 @@ def print_tables(comparison: Comparison, console: Console | None = None) -> None
     if comparison.pairs:
         pairs = Table(title=f"probability of improvement on {metric}: P(a run of A beats a run of B)")
         for column in ("A", "B", "P(A > B) [CI]", "verdict"):
-            pairs.add_column(column)
+            pairs.add_column(column, **_whole(column))
         for pair in comparison.pairs:
             pairs.add_row(pair.better, pair.other, with_interval(pair.probability, pair.interval, digits=2), pair.verdict)
         console.print(pairs)
@@ -84,6 +87,11 @@ def print_tables(comparison: Comparison, console: Console | None = None) -> None
             console.print(f"[bold]{title}:[/bold]")
             for run in runs:
                 console.print(f"  {run.path}: {run.reason}", markup=False, highlight=False)
+
+
+def _whole(column: str, width: int = 12) -> dict[str, Any]:
+    """Group names and intervals are never cut short ("objectiv…"): names fold, intervals stay on one line."""
+    return {"overflow": "fold", "min_width": width} if column in ("group", "A", "B", "verdict") else {"no_wrap": True} if "[CI]" in column else {}
 
 
 # ------------------------------------------------------------------------------- files
