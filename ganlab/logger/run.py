@@ -129,7 +129,7 @@ class RunLogger:
         self.tb.histograms(step, values)
 
     def sample(self, step: int, G: nn.Module, D: nn.Module) -> None:
-        image = self.evaluator.picture(G, D)
+        image = self.evaluator.picture(G, D, step)
         self.tb.image(self.evaluator.picture_tag, step, image)
         self._write(lambda: save_png(image, self.run_dir / SAMPLES_DIR / f"{self.evaluator.picture_name}_{step:07d}.png"), "sample picture")
 

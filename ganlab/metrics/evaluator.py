@@ -3,7 +3,7 @@
 An evaluator holds fixed held-out material drawn once at the start (real samples, latent
 vectors), so every evaluation of a run compares like with like, and its draws never touch the
 training data stream or the global RNG. ``evaluate(G)`` returns metric name -> float;
-``picture(G, D)`` returns a uint8 (3, H, W) image for TensorBoard and PNG, logged under
+``picture(G, D, step)`` returns a uint8 (3, H, W) image for TensorBoard and PNG, logged under
 ``picture_tag`` and saved as ``samples/<picture_name>_<step>.png``.
 
 :class:`ToyEvaluator` serves 2-D point data, :class:`ImageEvaluator` image data (a ``shape`` of
@@ -68,11 +68,12 @@ class ToyEvaluator:
     picture_tag = "Critic/map"
     picture_name = "critic"
     picture_points = 512  # points drawn in the picture, real and generated
-    picture_size = 384  # pixels: large enough to see the 25 modes apart
     baseline_pairs = 3
 
-    def __init__(self, data: ToyData, z_dim: int, n_samples: int, seed: int):
+    def __init__(self, data: ToyData, z_dim: int, n_samples: int, seed: int, objective_name: str | None = None):
+        """``objective_name`` (config ``objective.name``, e.g. ``wgan_gp``) starts the picture's title."""
         device = data.device
+        self.objective_name = objective_name
         generator = torch.Generator(device).manual_seed(seed + 7919)  # independent of training draws
         self.data = data
         self.real = data.sample(n_samples, generator=generator)
@@ -99,9 +100,14 @@ class ToyEvaluator:
         found["w1_ratio"] = found["w1"] / self.w1_real_baseline
         return {f"Metrics/{k}": float(v) for k, v in found.items() if f"Metrics/{k}" in self.metric_names}
 
-    def picture(self, G: nn.Module, D: nn.Module) -> torch.Tensor:
+    def picture(self, G: nn.Module, D: nn.Module, step: int | None = None) -> torch.Tensor:
+        """The critic map (:func:`ganlab.viz.critic_map.critic_map`) with ``picture_points`` real and
+        generated points, titled e.g. ``wgan_gp: critic at step 2500``; uint8 (3, 480, 540)."""
         n = self.picture_points
-        return critic_map(D, self.real[:n], _generate(G, self.z[:n]), size=self.picture_size)
+        title = "critic" if step is None else f"critic at step {step}"
+        if self.objective_name:
+            title = f"{self.objective_name}: {title}"
+        return critic_map(D, self.real[:n], _generate(G, self.z[:n]), title=title)
 
 
 class ImageEvaluator:
@@ -229,8 +235,9 @@ class ImageEvaluator:
             self.inception_weights = None
             return {"fid": math.nan, "kid": math.nan, "is": math.nan}
 
-    def picture(self, G: nn.Module, D: nn.Module) -> torch.Tensor:
-        """An 8x8 grid of G's samples from fixed z, uint8 (3, H, W); grey images as three equal channels."""
+    def picture(self, G: nn.Module, D: nn.Module, step: int | None = None) -> torch.Tensor:
+        """An 8x8 grid of G's samples from fixed z, uint8 (3, H, W); grey images as three equal channels.
+        ``D`` and ``step`` are not used (the grid has no title)."""
         fake = torch.nan_to_num(_generate(G, self.picture_z))  # a diverged G still gets a picture
         return image_grid(fake, nrow=self.picture_nrow)
 
@@ -242,10 +249,12 @@ def build_evaluator(
     seed: int,
     classifier_cache_dir: str | Path | None = None,
     inception_weights: str | Path | None = None,
+    objective_name: str | None = None,
 ) -> ToyEvaluator | ImageEvaluator:
-    """The evaluator for ``data``'s kind: 2-D points, or images (a ``shape`` of three dimensions)."""
+    """The evaluator for ``data``'s kind: 2-D points, or images (a ``shape`` of three dimensions).
+    ``objective_name`` titles the 2-D critic picture."""
     if isinstance(data, ToyData):
-        return ToyEvaluator(data, z_dim, n_samples, seed)
+        return ToyEvaluator(data, z_dim, n_samples, seed, objective_name)
     if len(getattr(data, "shape", ())) == 3:
         return ImageEvaluator(data, z_dim, n_samples, seed, classifier_cache_dir, inception_weights)
     raise TypeError(f"no evaluator for data of type {type(data).__name__}")

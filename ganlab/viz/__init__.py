@@ -1,1 +1,1 @@
-"""Pictures of training state, rendered as image tensors without a plotting library."""
+"""Pictures of training state as uint8 image tensors: the critic map (drawn with matplotlib) and sample grids."""
