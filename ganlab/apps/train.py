@@ -124,6 +124,7 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
         evaluator = build_evaluator(
             data, G.z_dim, cfg.eval_samples, cfg.seed,
             classifier_cache_dir=cfg.metrics.classifier_cache, inception_weights=cfg.metrics.inception_weights,
+            objective_name=cfg.objective.name,
         )
     stats = Stats()
     start_step = 0
