@@ -33,7 +33,7 @@ from ganlab.checkpoint import CHECKPOINT_DIR, checkpoint_path, latest_checkpoint
 from ganlab.errors import TrainingFailed
 from ganlab.filenames import numbered
 from ganlab.logger.console import ProgressDisplay
-from ganlab.logger.tensorboard import TensorBoard
+from ganlab.logger.tensorboard import TensorBoard, session_hparams
 from ganlab.viz.critic_map import save_png
 
 log = logging.getLogger("ganlab")
@@ -111,11 +111,19 @@ class RunLogger:
         self.checkpoint_meta = checkpoint_meta
         self.device = device
         self.keep_checkpoints = keep_checkpoints
+        self.start_step = start_step
         self.tb = TensorBoard(self.run_dir, purge_step=start_step + 1 if start_step else None)
         self.history: list[dict[str, Any]] = self._earlier_history(start_step) if start_step else []
 
-    def start(self, hparams: dict[str, Any]) -> None:
-        self.tb.hparams(hparams, self.evaluator.metric_names)
+    def start(self, hparams: dict[str, Any], choices: dict[str, Any] | None = None, overrides: list[str] = ()) -> None:
+        """Register the run in TensorBoard's HParams tab (:func:`session_hparams`): ``hparams`` the
+        flat config, ``choices`` and ``overrides`` Hydra's config-group choices and task overrides,
+        which name the run's session group (its seeds are averaged there) and the keys shown first.
+        A resumed run keeps the entry that its first process wrote (TensorBoard reads only that one)."""
+        if self.start_step:
+            return
+        entry, group, leading = session_hparams(hparams, choices or {}, list(overrides))
+        self.tb.hparams(entry, self.evaluator.metric_names, group=group, leading=leading)
 
     # ----------------------------------------------------------------- the Run protocol
     def progress(self, step: int) -> None:
@@ -174,6 +182,8 @@ class RunLogger:
     def finish(self, metrics: dict[str, float] | None) -> None:
         """Write metrics.json (with ``final`` when the run completed) and close the event files."""
         self._write_metrics(final=metrics)
+        if metrics is not None:
+            self.tb.session_end()
         self.tb.close()
 
     def _earlier_history(self, start_step: int) -> list[dict[str, Any]]:
