@@ -154,7 +154,7 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
             run_dir, evaluator, progress, checkpoint_meta={"config": config, "data_shape": list(data.shape), "precision": precision.name},
             device=device, keep_checkpoints=cfg.keep_checkpoints, start_step=start_step,
         )
-        run.start(flatten_hparams(config))
+        run.start(flatten_hparams(config), choices=dict(hydra_cfg.runtime.choices), overrides=list(hydra_cfg.overrides.task))
         faults = Faults(cfg.on_nonfinite.value, cfg.max_rollbacks, cfg.rollback_lr_factor, should_stop=stop)
         try:
             metrics = train(
