@@ -162,7 +162,7 @@ def test_seed_band_is_the_mean_and_the_t_interval_over_seeds_at_the_common_steps
     ]
     band = seed_band(runs, confidence=0.9)
     assert band.steps.tolist() == [0, 10, 20]
-    assert band.n.tolist() == [3, 3, 2] and band.runs == 3
+    assert band.n.tolist() == [3, 3, 2] and band.runs == 3 and band.confidence == 0.9
     assert band.mean.tolist() == pytest.approx([2.0, 5.0, 4.0], rel=1e-15)
     # by hand: mean +- t_{0.95, n-1} s / sqrt(n)
     half = [stats.t.ppf(0.95, 2) * 1.0 / math.sqrt(3), stats.t.ppf(0.95, 2) * math.sqrt(13.0) / math.sqrt(3), stats.t.ppf(0.95, 1) * math.sqrt(2.0) / math.sqrt(2)]
@@ -205,7 +205,7 @@ def test_curve_figure_draws_one_line_and_one_band_per_group_with_a_legend():
     assert len(ax.lines) == 2 and len([c for c in ax.collections if isinstance(c, PolyCollection)]) == 2
     np.testing.assert_array_equal(ax.lines[1].get_ydata(), bands["objective=wgan_gp,lr=1e-4"]["Loss/D"].mean)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["objective=js (3 seeds)", "objective=wgan_gp,lr=1e-4 (2 seeds)"]
-    assert (ax.get_xlabel(), ax.get_ylabel()) == ("step", "Loss/D") and "Loss/D" in ax.get_title()
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("step", "Loss/D") and ax.get_title() == "Loss/D: mean over seeds, 95% t-interval"
     assert len(curve_figure("Metrics/w1", bands).axes[0].lines) == 1  # a group without the tag is left out
 
 

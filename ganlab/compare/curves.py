@@ -36,7 +36,8 @@ class Band:
 
     ``steps`` int64 (m,), increasing; ``mean``, ``lower``, ``upper`` float64 (m,); ``n`` int64
     (m,): the number of runs with a finite value at that step (NaN for all three when it is 0);
-    ``runs``: the number of runs the band was made from (the group's seeds).
+    ``runs``: the number of runs the band was made from (the group's seeds); ``confidence``: the
+    band's level (0.95: a 95% interval).
     """
 
     steps: np.ndarray
@@ -45,6 +46,7 @@ class Band:
     upper: np.ndarray
     n: np.ndarray
     runs: int
+    confidence: float
 
 
 def seed_band(series: list[Series], confidence: float = 0.95) -> Band:
@@ -80,7 +82,7 @@ def seed_band(series: list[Series], confidence: float = 0.95) -> Band:
         sd = np.sqrt((spread**2).sum(axis=0) / (n - 1))
         half = stats.t.ppf((1 + confidence) / 2, np.maximum(n - 1, 1)) * sd / np.sqrt(n)
     half = np.where(n > 1, half, np.where(n == 1, 0.0, np.nan))
-    return Band(steps.astype(np.int64), mean, mean - half, mean + half, n.astype(np.int64), len(series))
+    return Band(steps.astype(np.int64), mean, mean - half, mean + half, n.astype(np.int64), len(series), confidence)
 
 
 def _file_names(tags: list[str]) -> dict[str, str]:
@@ -104,32 +106,34 @@ def _label(group: str, band: Band) -> str:
     return f"{group} ({band.runs} seed{'s' if band.runs != 1 else ''})"
 
 
-def curve_figure(tag: str, bands: dict[str, dict[str, Band]], confidence: float = 0.95) -> Figure:
+def curve_figure(tag: str, bands: dict[str, dict[str, Band]]) -> Figure:
     """The figure of one tag: each group's mean as a line with its band shaded, in the order of ``bands``.
 
     ``bands[group][tag]``; a group without ``tag`` is left out. The legend names each group with
-    its seed count; ``confidence`` only labels the title (it is the one the bands were made with).
+    its seed count; the title gives the bands' confidence level.
     Drawn with matplotlib's object API (Figure and the Agg canvas, no pyplot state), so it is safe
     in threads.
     """
     fig = Figure(figsize=(7, 4.5), layout="constrained")
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
+    levels = set()
     for group, by_tag in bands.items():
         band = by_tag.get(tag)
         if band is None:
             continue
+        levels.add(band.confidence)
         (line,) = ax.plot(band.steps, band.mean, label=_label(group, band))
         ax.fill_between(band.steps, band.lower, band.upper, color=line.get_color(), alpha=BAND_ALPHA, linewidth=0)
     ax.set_xlabel("step")
     ax.set_ylabel(tag)
-    ax.set_title(f"{tag}: mean over seeds, {confidence:.0%} t-interval")
+    ax.set_title(f"{tag}: mean over seeds, {'/'.join(f'{c:.0%}' for c in sorted(levels))} t-interval")
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
     return fig
 
 
-def plot_curves(bands: dict[str, dict[str, Band]], out_dir: str | Path, confidence: float = 0.95) -> list[Path]:
+def plot_curves(bands: dict[str, dict[str, Band]], out_dir: str | Path) -> list[Path]:
     """One PNG per tag in ``out_dir`` (``Loss/D`` -> ``Loss_D.png``, 700x450 px), drawn by :func:`curve_figure`.
 
     ``bands[group][tag]``. Returns the paths written, in tag order (sorted). File names are
@@ -143,7 +147,7 @@ def plot_curves(bands: dict[str, dict[str, Band]], out_dir: str | Path, confiden
     paths = []
     for tag in tags:
         path = out_dir / f"{names[tag]}.png"
-        curve_figure(tag, bands, confidence).savefig(path, dpi=100)
+        curve_figure(tag, bands).savefig(path, dpi=100)
         paths.append(path)
     return paths
 
