@@ -71,7 +71,7 @@ def main(cfg: DictConfig) -> None:
 
 def prepare_output(out: Path) -> Path:
     """Create ``out``; refuse one that holds an earlier comparison, whose TensorBoard runs would mix with these."""
-    if any((out / name).exists() for name in OUTPUT_FILES):
+    if any((out / name).exists() for name in (*OUTPUT_FILES, "curves", curves.TENSORBOARD_DIR)):
         raise ConfigError(f"out={out} holds an earlier comparison: choose another out= (the default is a new folder per run), or delete it")
     try:
         out.mkdir(parents=True, exist_ok=True)
