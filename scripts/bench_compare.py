@@ -21,13 +21,18 @@ sweep job is. Then it reads the default tags of ``ganlab compare`` (``Metrics/*`
 The files are read once before the timing, so both read from the page cache. Each reader's time is
 the median of ``--rounds`` rounds, which alternate which reader goes first. It checks that both
 read the same points (steps and values of every tag of every run), then prints one line:
-seconds, points read, and the ratio tensorboard/ganlab.
+seconds, points read, and the ratio tensorboard/ganlab. Each run also gets the ``.hydra/`` records
+and ``metrics.json`` of a finished ``ganlab train`` job (4 objectives, the seeds shared among them),
+and a second line times the whole comparison in process, as ``ganlab compare <dir>`` does it:
+finding and grouping the runs, the bootstrap intervals and pairwise probabilities, reading the
+curves, the figures, the TensorBoard runs and the report files.
 """
 
 from __future__ import annotations
 
 import argparse
 import fnmatch
+import json
 import logging
 import statistics
 import sys
@@ -37,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from tensorboard.backend.event_processing import event_accumulator
 
 from ganlab.compare.scalars import DEFAULT_TAGS, event_files, read_scalars
@@ -92,6 +98,43 @@ def write_run(run_dir: Path, steps: int, seed: int) -> None:
     tb.close()
 
 
+OBJECTIVES = ("js", "wgan_clip", "wgan_gp", "spectral_norm")
+
+
+def write_records(run_dir: Path, seed: int, steps: int) -> None:
+    """The .hydra/ records and metrics.json of a finished training job: objective seed % 4, seed seed // 4."""
+    objective, rng = OBJECTIVES[seed % len(OBJECTIVES)], np.random.default_rng(seed)
+    hydra_dir = run_dir / ".hydra"
+    hydra_dir.mkdir(parents=True, exist_ok=True)
+    (hydra_dir / "config.yaml").write_text(yaml.safe_dump({"objective": {"name": objective}, "seed": seed // len(OBJECTIVES), "steps": steps}))
+    choices = {"objective": objective, "dataset": "gaussians25", "model": "mlp"}
+    (hydra_dir / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"job": {"name": "train"}, "runtime": {"choices": choices}}}))
+    (hydra_dir / "overrides.yaml").write_text(yaml.safe_dump([f"objective={objective}", f"seed={seed // len(OBJECTIVES)}"]))
+    final = {tag: float(rng.uniform(0.5, 3.0)) for tag in METRICS}
+    (run_dir / "metrics.json").write_text(json.dumps({"history": [{"step": steps, **final}], "final": final}))
+
+
+def time_comparison(root: Path) -> tuple[float, int, int]:
+    """Seconds of the whole comparison of the runs below ``root`` (as ganlab compare), groups, figures."""
+    from rich.console import Console
+
+    from ganlab.apps.compare import draw_curves
+    from ganlab.compare import report
+    from ganlab.compare.comparison import compare
+    from ganlab.compare.runs import find_runs
+
+    with tempfile.TemporaryDirectory(prefix="bench_compare_out_") as out:
+        out, console = Path(out), Console(quiet=True)
+        t0 = time.perf_counter()
+        comparison = compare(find_runs([root]))
+        figures = draw_curves(comparison, list(DEFAULT_TAGS), comparison.settings.confidence, out, console)
+        report.write_csv(comparison, out / "summary.csv")
+        report.write_json(comparison, out / "summary.json", figures, "bench")
+        report.write_markdown(comparison, out / "report.md", figures, "bench")
+        report.print_tables(comparison, console)
+        return time.perf_counter() - t0, len(comparison.groups), len(figures)
+
+
 def read_ganlab(runs: list[Path]) -> list[dict[str, tuple[list[int], list[float]]]]:
     out = []
     for run in runs:
@@ -132,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                 for old in event_files(run) if run.is_dir() else []:
                     old.unlink()
                 write_run(run, args.steps, seed)
+                write_records(run, seed, args.steps)
             marker.touch()
             print(f"wrote {args.runs} runs in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         size_mb = sum(f.stat().st_size for run in runs for f in event_files(run)) / 1e6
@@ -155,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
             f"tensorboard_s={theirs:.2f} tensorboard_points={points(results['tensorboard'])} "
             f"same_points={same} ratio={theirs / ours:.1f}"
         )
+        seconds, groups, figures = time_comparison(root)
+        print(f"runs={args.runs} compare_s={seconds:.2f} groups={groups} figures={figures} "
+              "(find, group, bootstrap, pairs, curves, figures, TensorBoard runs, report)")
     return 0 if same else 1
 
 

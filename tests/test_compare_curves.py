@@ -140,8 +140,9 @@ def test_bench_compare_reads_the_same_points_as_tensorboard(capsys):
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     assert bench.main(["--runs", "3", "--steps", "1000", "--rounds", "1"]) == 0
-    line = capsys.readouterr().out.strip()
+    line, comparison = capsys.readouterr().out.strip().splitlines()
     fields = dict(field.split("=", 1) for field in line.split() if "=" in field and not field.startswith("tags="))
+    assert "groups=3 figures=8" in comparison  # 3 runs: 3 objectives of one seed; figures: 3 scalars and 5 metrics
     # per run: Loss/D, Loss/G, Wasserstein/estimate every 10 steps, 5 Metrics/* every 500
     assert fields["ganlab_points"] == fields["tensorboard_points"] == str(3 * (3 * 100 + 5 * 2))
     assert fields["same_points"] == "True"

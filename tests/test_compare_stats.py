@@ -56,6 +56,8 @@ def test_equal_values_give_the_percentile_interval_and_one_value_none():
     assert same.mean_ci == Interval(2.0, 2.0, "percentile")
     one = summarize([[2.0]])
     assert one.mean_ci.method == "none" and math.isnan(one.std)
+    assert summarize([[1.0, 2.0], [5.0]]).mean_ci.method == "none"  # a stratum of one run: nothing to resample
+    assert improvement_interval([[1.0]], [[2.0]], higher_is_better=True).method == "none"  # one seed each: no verdict
 
 
 def test_non_finite_values_are_left_out_and_counted():

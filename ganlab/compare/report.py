@@ -34,6 +34,8 @@ def note(summary: Summary) -> str:
     parts = []
     if summary.n < 2:
         parts.append("1 seed: no CI")
+    elif summary.mean_ci.method == "none":
+        parts.append("a dataset with 1 seed: no CI")
     elif summary.n < FEW_SEEDS:
         parts.append(f"n<{FEW_SEEDS}: CI unreliable")
     if summary.n_nonfinite:

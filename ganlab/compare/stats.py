@@ -40,7 +40,7 @@ FEW_SEEDS = 5  # below this, intervals are unreliable and the IQM is (almost) th
 @dataclass(frozen=True)
 class Interval:
     """A confidence interval ``[low, high]``; ``method`` is "BCa", "percentile" (BCa undefined) or
-    "none" (fewer than two values: no interval, low = high = NaN)."""
+    "none" (a stratum with fewer than two values: no interval, low = high = NaN)."""
 
     low: float
     high: float
@@ -135,8 +135,10 @@ def improvement_interval(
 
 def bootstrap_interval(samples: Sequence[np.ndarray], statistic, confidence: float, resamples: int, seed: int) -> Interval:
     """scipy's bootstrap of ``statistic(*samples, axis=-1)`` with each sample resampled on its own
-    (``paired=False``): BCa, or the percentile interval where BCa is undefined."""
-    if sum(np.size(s) for s in samples) < 2:
+    (``paired=False``): BCa, or the percentile interval where BCa is undefined. No interval
+    (:data:`NO_INTERVAL`) when a sample has fewer than two values: a stratum of one run has no spread
+    to resample, and a degenerate interval would claim a certainty that one seed cannot give."""
+    if any(np.size(s) < 2 for s in samples):
         return NO_INTERVAL
     for method in ("BCa", "percentile"):
         with warnings.catch_warnings():
