@@ -11,10 +11,12 @@ Statistical Precipice", and its library rliable) ask for, applied to a GAN's fin
   stratum (each dataset), never across them (rliable's ``StratifiedBootstrap``). scipy's
   ``bootstrap`` does this when each stratum is passed as its own sample with ``paired=False``;
 - the interval method is **BCa** (bias-corrected and accelerated; Efron 1987), second-order
-  accurate. Its coverage on normal data is checked in tests/test_compare_stats.py (10 seeds: the
-  nominal 95% interval covers the true mean in about 92% of draws; bootstrap intervals are known to
-  undercover with few samples). Where BCa is undefined (all resampled statistics equal, e.g. every run
-  of A beats every run of B) the percentile interval is given instead, and ``Interval.method`` says so;
+  accurate. Its coverage on normal data (``scripts/check_bootstrap_coverage.py``, 1000 draws): the
+  nominal 95% interval of the mean holds the true mean in 72% of draws with 3 seeds, 85% with 5,
+  90% with 10 and 93% with 20 (the IQM's: 72%, 89%, 91%, 95%); bootstrap intervals undercover with
+  few samples, as they resample a plug-in distribution. tests/test_compare_stats.py checks 10 seeds.
+  Where BCa is undefined (all resampled statistics equal, e.g. every run of A beats every run of B)
+  the percentile interval is given instead, and ``Interval.method`` says so;
 - the **probability of improvement** P(A > B): the probability that a run of A beats a run of B
   (the Mann-Whitney U statistic divided by n_A * n_B, ties counted one half), averaged over strata.
 
