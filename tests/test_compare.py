@@ -147,7 +147,7 @@ def test_an_overlapping_pair_is_inconclusive(tmp_path):
 
 def test_metric_errors_name_the_fix(sweep):
     runs = find_runs([sweep])
-    with pytest.raises(ConfigError, match="metric=Metrics/fid is not a final metric of these runs; they report: Metrics/w1_ratio"):
+    with pytest.raises(ConfigError, match="metric=Metrics/fid is not a metric these runs report; reported: Metrics/w1_ratio"):
         compare(runs, metric="Metrics/fid")
     with pytest.raises(ConfigError, match="pass higher_is_better=true or higher_is_better=false"):
         compare(runs, metric="Metrics/w1_real_baseline")

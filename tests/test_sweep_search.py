@@ -52,7 +52,7 @@ def test_a_named_metric_and_several_metrics() -> None:
 
 
 def test_a_metric_the_run_does_not_report_is_a_config_error_that_names_the_ones_it_does() -> None:
-    with pytest.raises(ConfigError, match=r"^optimized_metric=Metrics/fid is not a metric this run reports; it reports: Metrics/class_kl, Metrics/classes_covered, Metrics/fcd$"):
+    with pytest.raises(ConfigError, match=r"^optimized_metric=Metrics/fid is not a metric this run reports; reported: Metrics/class_kl, Metrics/classes_covered, Metrics/fcd$"):
         optimized_tags("Metrics/fid", IMAGE_METRICS)
     with pytest.raises(ConfigError, match=r"^optimized_metric=auto: this run reports none of Metrics/w1_ratio, Metrics/fcd, Metrics/fid"):
         optimized_tags("auto", {"Metrics/class_kl": 0.1})

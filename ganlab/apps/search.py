@@ -35,8 +35,8 @@ from typing import Any
 
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict, read_write
 
-from ganlab.errors import EXIT_USAGE, ConfigError
-from ganlab.metrics import AUTO_METRICS
+from ganlab.errors import EXIT_USAGE
+from ganlab.metrics import named_metric
 
 log = logging.getLogger("ganlab")
 
@@ -50,14 +50,7 @@ def optimized_tags(optimized_metric: Any, metrics: dict[str, float]) -> str | li
     """The tag (or list of tags) that ``optimized_metric`` names for a run that reported ``metrics``."""
     if isinstance(optimized_metric, (list, tuple, ListConfig)):
         return [optimized_tags(m, metrics) for m in optimized_metric]
-    if optimized_metric == "auto":
-        for tag in AUTO_METRICS:
-            if tag in metrics:
-                return tag
-        raise ConfigError(f"optimized_metric=auto: this run reports none of {', '.join(AUTO_METRICS)}; name one of its metrics: {', '.join(sorted(metrics))}")
-    if optimized_metric not in metrics:
-        raise ConfigError(f"optimized_metric={optimized_metric} is not a metric this run reports; it reports: {', '.join(sorted(metrics))}")
-    return optimized_metric
+    return named_metric("optimized_metric", optimized_metric, sorted(metrics))
 
 
 def sweeper_optimises() -> bool:

@@ -17,7 +17,7 @@ from ganlab.compare import stats
 from ganlab.compare.grouping import Group, group_runs
 from ganlab.compare.runs import FAILED, FINISHED, UNFINISHED, Run
 from ganlab.errors import ConfigError
-from ganlab.metrics import AUTO_METRICS, HIGHER_IS_BETTER
+from ganlab.metrics import HIGHER_IS_BETTER, named_metric
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def compare(
 
     Args:
         runs: found runs of every state; only finished ones are compared.
-        metric: the ranking metric's tag, or ``auto`` (the first of :data:`AUTO_METRICS` the runs report).
+        metric: the ranking metric's tag, or ``auto`` (the first of :data:`ganlab.metrics.AUTO_METRICS` the runs report).
         higher_is_better: the metric's direction; None: ganlab's own (``ganlab.metrics.HIGHER_IS_BETTER``).
         group_by: attribute names to group by; None: the attributes that differ between the runs.
 
@@ -86,7 +86,7 @@ def compare(
     if not finished:
         raise ConfigError(f"none of the {len(runs)} runs found has finished (failed: {len(failed)}, unfinished: {len(unfinished)}); a run is finished when its metrics.json has its final metrics")
     metrics = list(dict.fromkeys(tag for run in finished for tag in run.final))
-    metric = _chosen_metric(metric, metrics)
+    metric = named_metric("metric", metric, metrics, who="these runs report")
     if higher_is_better is None:
         higher_is_better = HIGHER_IS_BETTER.get(metric)
         if higher_is_better is None:
@@ -103,17 +103,6 @@ def compare(
         for i, better in enumerate(groups) for other in groups[i + 1:]
     ]
     return Comparison(metric, higher_is_better, groups, summaries, [p for p in pairs if p], failed, unfinished, settings, metrics)
-
-
-def _chosen_metric(metric: str, reported: list[str]) -> str:
-    if metric == "auto":
-        for tag in AUTO_METRICS:
-            if tag in reported:
-                return tag
-        raise ConfigError(f"metric=auto: the runs report none of {', '.join(AUTO_METRICS)}; name one of theirs: metric={reported[0] if reported else 'Metrics/...'} ({', '.join(reported)})")
-    if metric not in reported:
-        raise ConfigError(f"metric={metric} is not a final metric of these runs; they report: {', '.join(reported)}")
-    return metric
 
 
 def _strata(group: Group, metric: str) -> list[list[float]]:

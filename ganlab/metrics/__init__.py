@@ -13,3 +13,23 @@ HIGHER_IS_BETTER = {
     "Metrics/w1": False, "Metrics/w1_ratio": False, "Metrics/mode_kl": False, "Metrics/fcd": False,
     "Metrics/class_kl": False, "Metrics/fid": False, "Metrics/kid": False,
 }
+
+
+def named_metric(option: str, name: str, reported: list[str], who: str = "this run reports") -> str:
+    """The metric tag that option ``option=name`` names among ``reported``: ``auto`` is the first of
+    :data:`AUTO_METRICS` reported. ``who`` words the error (``"this run reports"``, ``"these runs report"``).
+
+    Raises:
+        ConfigError: ``auto`` finds none of them, or ``name`` is not reported; the message lists what is.
+    """
+    from ganlab.errors import ConfigError
+
+    listed = ", ".join(reported)
+    if name == "auto":
+        for tag in AUTO_METRICS:
+            if tag in reported:
+                return tag
+        raise ConfigError(f"{option}=auto: {who} none of {', '.join(AUTO_METRICS)}; name one of: {listed}")
+    if name not in reported:
+        raise ConfigError(f"{option}={name} is not a metric {who}; reported: {listed}")
+    return name
