@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from scipy import stats
 from tensorboard.backend.event_processing import io_wrapper
 from tensorboard.compat.proto.summary_pb2 import Summary
@@ -28,6 +29,7 @@ from ganlab.filenames import portable_name
 TENSORBOARD_DIR = "tensorboard"  # <output>/tensorboard/<group>: one TensorBoard run per group
 BAND_SUFFIXES = ("mean", "lower", "upper")  # <tag>/mean, <tag>/lower, <tag>/upper in each group's run
 BAND_ALPHA = 0.2  # opacity of a band, so that overlapping bands stay readable
+MARKED_POINTS = 30  # a curve of this many points or fewer (the metrics, every eval_every) gets a marker per point
 
 
 @dataclass(frozen=True)
@@ -123,8 +125,10 @@ def curve_figure(tag: str, bands: dict[str, dict[str, Band]]) -> Figure:
         if band is None:
             continue
         levels.add(band.confidence)
-        (line,) = ax.plot(band.steps, band.mean, label=_label(group, band))
+        marker = "o" if len(band.steps) <= MARKED_POINTS else None  # a few evaluations: show where they are
+        (line,) = ax.plot(band.steps, band.mean, marker=marker, markersize=4, label=_label(group, band))
         ax.fill_between(band.steps, band.lower, band.upper, color=line.get_color(), alpha=BAND_ALPHA, linewidth=0)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     ax.set_xlabel("step")
     ax.set_ylabel(tag)
     ax.set_title(f"{tag}: mean over seeds, {'/'.join(f'{c:.0%}' for c in sorted(levels))} t-interval")
