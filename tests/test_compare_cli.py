@@ -1,4 +1,4 @@
-"""ganlab compare end to end on a real tiny sweep (2 objectives x 2 seeds) with a failed job."""
+"""ganlab compare end to end on a real tiny sweep (2 objectives x 2 seeds, extended by a seed) with a failed job."""
 
 import json
 
@@ -12,11 +12,14 @@ SHORT = [a for a in TINY if not a.startswith(("steps=", "sample_every=", "eval_e
 
 @pytest.fixture(scope="module")
 def sweeps(tmp_path_factory):
-    """outputs/multirun/sweep: objective=js,wgan_gp x seed=0,1; outputs/multirun/broken: one job that fails (lr_D=-1)."""
+    """outputs/multirun/sweep: objective=js,wgan_gp x seed=0,1, then resumed with seed 2 added and 2 more steps;
+    outputs/multirun/broken: one job that fails (lr_D=-1)."""
     root = tmp_path_factory.mktemp("compare_e2e")
     monkeypatch = pytest.MonkeyPatch()
     try:
         assert ganlab_in_process(["train", "-m", "objective=js,wgan_gp", "seed=0,1", *SHORT, "hydra.sweep.dir=outputs/multirun/sweep"], root, monkeypatch) == 0
+        # the sweep extended as the README says: one more seed, and the first jobs trained longer
+        assert ganlab_in_process(["train", "-m", "objective=js,wgan_gp", "seed=0,1,2", *SHORT, "steps=10", "resume=auto", "hydra.sweep.dir=outputs/multirun/sweep"], root, monkeypatch) == 0
         assert ganlab_in_process(["train", "-m", "objective.optimizer.lr_D=-1", *SHORT, "hydra.sweep.dir=outputs/multirun/broken"], root, monkeypatch) == 1
     finally:
         monkeypatch.undo()
@@ -34,11 +37,11 @@ def test_the_installed_command_compares_a_real_sweep(sweeps):
 
     out = sweeps / "cmp"
     summary = json.loads((out / "summary.json").read_text())
-    assert sorted((g["label"], len(g["runs"])) for g in summary["groups"]) == [("objective=js", 2), ("objective=wgan_gp", 2)]
+    assert sorted((g["label"], len(g["runs"])) for g in summary["groups"]) == [("objective=js", 3), ("objective=wgan_gp", 3)]
     assert len(summary["failed"]) == 1 and "lr_D" in summary["failed"][0]["reason"]
     for group in summary["groups"]:  # the final metrics are the runs' own, from metrics.json
         finals = [json.loads((sweeps / "outputs" / "multirun" / "sweep" / run["path"].rsplit("/", 1)[1] / "metrics.json").read_text())["final"]["Metrics/w1_ratio"] for run in group["runs"]]
-        assert group["metrics"]["Metrics/w1_ratio"]["mean"] == pytest.approx(sum(finals) / 2)
+        assert group["metrics"]["Metrics/w1_ratio"]["mean"] == pytest.approx(sum(finals) / 3)
     assert summary["command"] == "ganlab compare outputs/multirun out=cmp"
     assert "Loss_D.png" in " ".join(summary["figures"])
     assert all((out / figure).is_file() for figure in summary["figures"])

@@ -22,7 +22,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from ganlab.apps import search
-from ganlab.apps.sweep_dir import prepare_sweep
+from ganlab.apps.sweep_dir import prepare_sweep, release_sweep_dirs
 from ganlab.errors import EXIT_USAGE, FAILED_FILE, cannot_write, full_error_requested
 from ganlab.filenames import sorted_by_number
 
@@ -135,3 +135,6 @@ class WritableOutputDir(Callback):
         prepare_sweep(config, earlier_sweep_runs)  # this sweep's own directory (another may start the same second), its job names
         check_not_an_earlier_sweep(config)
         check_writable(config, "hydra.sweep.dir")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        release_sweep_dirs()  # a later sweep in this process (ganlab.cli.main called again) may extend it

@@ -36,7 +36,7 @@ from ganlab.config import swept_keys
 from ganlab.errors import EXIT_USAGE, full_error_requested
 
 LOCK_FILE = ".sweep.lock"
-_held: list[IO[str]] = []  # the locks this process holds: released when it exits
+_held: list[IO[str]] = []  # the locks this process holds: released when its sweep ends, or when it exits
 
 
 def _user_set(config: DictConfig, key: str) -> bool:
@@ -96,6 +96,12 @@ def claim_sweep_dir(config: DictConfig, holds_earlier_runs: Any) -> None:
             _add_hydra_override(config, "hydra.sweep.dir", str(candidate))
         return
     raise RuntimeError(f"no free sweep directory next to {base}")
+
+
+def release_sweep_dirs() -> None:
+    """Let go of the sweep directories this process claimed: its sweep has ended."""
+    while _held:
+        _held.pop().close()  # closing the file drops its flock
 
 
 def record_swept_keys(config: DictConfig) -> None:
