@@ -128,13 +128,24 @@ def test_ranks_best_first_in_the_metrics_direction_and_compares_pairs(sweep):
     assert (gp.n, gp.mean, gp.median, gp.iqm) == (3, pytest.approx(1.5), 1.5, pytest.approx(1.5))
     [pair] = comparison.pairs
     assert (pair.better, pair.other, pair.probability) == ("objective=wgan_gp", "objective=js", 1.0)
-    assert pair.verdict == "objective=wgan_gp better"
+    # every resample keeps the 3 runs apart (interval [1, 1]), but 3 seeds each cannot show it: exact p = 2/20
+    assert (pair.interval.low, pair.interval.high, pair.p_value) == (1.0, 1.0, pytest.approx(0.1))
+    assert pair.verdict == "inconclusive (test p = 0.1)"
     assert [run.path.name for run in comparison.failed] == ["objective=js,seed=3"]
     assert [run.path.name for run in comparison.unfinished] == ["objective=wgan_gp,seed=3"]
 
     by_modes = compare(find_runs([sweep]), metric="Metrics/modes_covered", settings=FAST)
     assert [g.label for g in by_modes.groups] == ["objective=wgan_gp", "objective=js"]  # 25 modes beat 20-22
     assert by_modes.summaries["objective=js"]["Metrics/modes_covered"].mean == pytest.approx(21.0)
+
+
+def test_five_seeds_apart_make_a_verdict(tmp_path):
+    for seed in range(5):
+        write_run(tmp_path / f"js{seed}", "js", seed, 3.0 + seed)
+        write_run(tmp_path / f"gp{seed}", "wgan_gp", seed, 1.0 + seed / 10)
+    [pair] = compare(find_runs([tmp_path]), settings=FAST).pairs
+    assert pair.p_value == pytest.approx(2 / 252)  # exact: 2 of the C(10, 5) orderings are this separated
+    assert pair.verdict == "objective=wgan_gp better"
 
 
 def test_an_overlapping_pair_is_inconclusive(tmp_path):
@@ -167,7 +178,7 @@ def test_writes_csv_json_and_markdown(sweep, tmp_path):
     body = json.loads((tmp_path / "summary.json").read_text())
     assert [g["label"] for g in body["groups"]] == ["objective=wgan_gp", "objective=js"]
     assert body["groups"][1]["metrics"]["Metrics/w1_ratio"]["mean"] == pytest.approx(5.0)
-    assert body["pairs"][0]["verdict"] == "objective=wgan_gp better"
+    assert body["pairs"][0]["verdict"] == "inconclusive (test p = 0.1)" and body["pairs"][0]["mann_whitney_p"] == pytest.approx(0.1)
     assert [r["reason"] for r in body["failed"]] == ["ConfigError: lr_D=-1 is not allowed"]
     assert len(body["unfinished"]) == 1
 

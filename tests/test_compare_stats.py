@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from ganlab.compare.stats import Interval, improvement_interval, iqm, probability_of_improvement, summarize
+from ganlab.compare.stats import Interval, improvement_interval, improvement_test, iqm, probability_of_improvement, summarize
 
 
 def test_mean_std_median_and_iqm_are_exact():
@@ -103,3 +103,9 @@ def test_bad_settings_raise():
         summarize([[1.0, 2.0]], confidence=95)
     with pytest.raises(ValueError, match="strata"):
         probability_of_improvement([[1.0]], [[1.0], [2.0]], higher_is_better=True)
+
+
+def test_the_exact_test_of_no_improvement_on_one_dataset():
+    assert improvement_test([[1.0, 2.0, 3.0]], [[4.0, 5.0, 6.0]], higher_is_better=False) == pytest.approx(0.1)
+    assert improvement_test([[1.0, 2.0, 3.0, 4.0]], [[5.0, 6.0, 7.0, 8.0]], higher_is_better=True) == pytest.approx(2 / 70)
+    assert improvement_test([[1.0], [2.0]], [[3.0], [4.0]], higher_is_better=True) is None  # strata: the bootstrap decides

@@ -4,7 +4,8 @@
 finished ones (:mod:`ganlab.compare.grouping`), summarises every final metric of every group
 (:func:`ganlab.compare.stats.summarize`, stratified by dataset), ranks the groups by the IQM of the
 chosen metric in its direction, and gives for every pair of groups the probability that a run of the
-better-ranked one beats a run of the other, with its interval (inconclusive when it holds 0.5).
+better-ranked one beats a run of the other, with its interval and the exact Mann-Whitney test
+(inconclusive when the interval holds 0.5 or the test's p-value is not below 1 - confidence).
 """
 
 from __future__ import annotations
@@ -31,17 +32,23 @@ class Settings:
 
 @dataclass
 class Pair:
-    """P(a run of ``better`` beats a run of ``other``) on the chosen metric, with its interval."""
+    """P(a run of ``better`` beats a run of ``other``) on the chosen metric, with its interval and the
+    p-value of the exact Mann-Whitney test (None over several datasets); ``alpha`` = 1 - confidence."""
 
     better: str
     other: str
     probability: float
     interval: stats.Interval
+    p_value: float | None
+    alpha: float
 
     @property
     def verdict(self) -> str:
+        """Inconclusive when the interval holds 0.5 (or there is none), or the test's p-value is not below alpha."""
         if self.interval.method == "none" or self.interval.contains(0.5):
             return "inconclusive"
+        if self.p_value is not None and self.p_value >= self.alpha:
+            return f"inconclusive (test p = {self.p_value:.2g})"
         return f"{self.better} better" if self.probability > 0.5 else f"{self.other} better"
 
 
@@ -129,4 +136,5 @@ def _pair(better: Group, other: Group, metric: str, higher_is_better: bool, sett
     b = [[run.final.get(metric, math.nan) for run in other.runs if run.dataset == d] for d in common]
     probability = stats.probability_of_improvement(a, b, higher_is_better)
     interval = stats.improvement_interval(a, b, higher_is_better, settings.confidence, settings.resamples, settings.seed)
-    return Pair(better.label, other.label, probability, interval)
+    p_value = stats.improvement_test(a, b, higher_is_better)
+    return Pair(better.label, other.label, probability, interval, p_value, 1 - settings.confidence)

@@ -5,7 +5,8 @@ The tables, best group first on the chosen metric:
 - the chosen metric per group: seeds, IQM and mean with their intervals, standard deviation,
   median, and a note where fewer than 5 seeds make the interval unreliable;
 - every final metric per group (mean ± standard deviation);
-- every pair of groups: P(a run of A beats a run of B) with its interval and the verdict.
+- every pair of groups: P(a run of A beats a run of B) with its interval, the exact Mann-Whitney
+  test's p-value and the verdict.
 """
 
 from __future__ import annotations
@@ -79,10 +80,10 @@ def print_tables(comparison: Comparison, console: Console | None = None) -> None
 
     if comparison.pairs:
         pairs = Table(title=f"probability of improvement on {metric}: P(a run of A beats a run of B)")
-        for column in ("A", "B", "P(A > B) [CI]", "verdict"):
+        for column in ("A", "B", "P(A > B) [CI]", "test p", "verdict"):
             pairs.add_column(column, **_whole(column))
         for pair in comparison.pairs:
-            pairs.add_row(pair.better, pair.other, with_interval(pair.probability, pair.interval, digits=2), pair.verdict)
+            pairs.add_row(pair.better, pair.other, with_interval(pair.probability, pair.interval, digits=2), fmt(pair.p_value, 2), pair.verdict)
         console.print(pairs)
     for title, runs in (("failed runs (left out)", comparison.failed), ("unfinished runs (left out)", comparison.unfinished)):
         if runs:
@@ -132,7 +133,8 @@ def summary_json(comparison: Comparison, figures: list[str], command: str) -> di
             for group in comparison.groups
         ],
         "pairs": [
-            {"a": p.better, "b": p.other, "p_a_beats_b": _number(p.probability), "ci": _interval(p.interval), "ci_method": p.interval.method, "verdict": p.verdict}
+            {"a": p.better, "b": p.other, "p_a_beats_b": _number(p.probability), "ci": _interval(p.interval), "ci_method": p.interval.method,
+             "mann_whitney_p": p.p_value, "verdict": p.verdict}
             for p in comparison.pairs
         ],
         "failed": [{"path": str(run.path), "reason": run.reason} for run in comparison.failed],
@@ -161,9 +163,10 @@ def write_markdown(comparison: Comparison, path: Path, figures: list[str], comma
     ])
     if comparison.pairs:
         lines += ["", f"## Probability of improvement on {metric}", "",
-                  "P(A > B): the probability that a run of A beats a run of B; inconclusive when its interval holds 0.5.", ""]
-        lines += _md_table(["A", "B", "P(A > B) [CI]", "verdict"], [
-            [p.better, p.other, with_interval(p.probability, p.interval, digits=2), p.verdict] for p in comparison.pairs
+                  f"P(A > B): the probability that a run of A beats a run of B; test p: the exact Mann-Whitney U test of P(A > B) = 0.5 "
+                  f"(one dataset). Inconclusive when the interval holds 0.5 or p >= {1 - comparison.settings.confidence:.2g}.", ""]
+        lines += _md_table(["A", "B", "P(A > B) [CI]", "test p", "verdict"], [
+            [p.better, p.other, with_interval(p.probability, p.interval, digits=2), fmt(p.p_value, 2), p.verdict] for p in comparison.pairs
         ])
     for title, runs in (("Failed runs (left out)", comparison.failed), ("Unfinished runs (left out)", comparison.unfinished)):
         if runs:
@@ -175,7 +178,7 @@ def write_markdown(comparison: Comparison, path: Path, figures: list[str], comma
 
 
 # ------------------------------------------------------------------------------ numbers
-def fmt(value: float, digits: int = 4) -> str:
+def fmt(value: float | None, digits: int = 4) -> str:
     return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}g}"
 
 
