@@ -70,3 +70,25 @@ def test_resuming_from_an_older_checkpoint_sets_the_later_records_aside_and_keep
     assert sorted(p.name for p in (run / "samples").iterdir()) == ["critic_0000002.png", "critic_0000004.png", "critic_0000006.png", "critic_0000007.png"]
     assert [h["step"] for h in json.loads((run / "metrics.json").read_text())["history"]] == [2, 4, 6, 7]
     assert (run / "run_info_resume_4.json").is_file()
+
+
+@pytest.mark.parametrize("steps", [6, 4])
+def test_a_resumed_run_with_no_step_left_keeps_its_final_metrics(tmp_path, steps, caplog):
+    """A finished job of a sweep extended with resume=auto (steps=6 again), or a resume with fewer
+    steps: nothing is trained, and metrics.json keeps the final metrics it had (it lost them before)."""
+    import json
+    import logging
+
+    from inprocess import train_in_process
+
+    caplog.set_level(logging.INFO, logger="ganlab")
+    run = tmp_path / "run"
+    tiny = ["batch_size=16", "model.width=8", "threads=1", "log_every=2", "sample_every=2", "eval_every=2", "eval_samples=32"]
+    final = train_in_process(["steps=6", *tiny], run)
+    before = json.loads((run / "metrics.json").read_text())
+    assert before["final"] == pytest.approx(final) and final
+    again = train_in_process([f"resume={run}", f"steps={steps}"], run)
+    after = json.loads((run / "metrics.json").read_text())
+    assert after == before and again == pytest.approx(final)
+    assert f"is at step 6 (steps={steps}): nothing to train; its final metrics are kept" in caplog.text
+    assert [p.name for p in list_checkpoints(run)] == ["step_0000006.pt"]

@@ -157,12 +157,18 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
         run.start(flatten_hparams(config), choices=dict(hydra_cfg.runtime.choices), overrides=list(hydra_cfg.overrides.task))
         faults = Faults(cfg.on_nonfinite.value, cfg.max_rollbacks, cfg.rollback_lr_factor, should_stop=stop)
         try:
-            metrics = train(
-                G, D, objective, opt_G, opt_D, data, precision, run,
-                steps=cfg.steps, batch_size=cfg.batch_size, log_every=cfg.log_every,
-                sample_every=cfg.sample_every, eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every,
-                ema=ema, stats=stats, start_step=start_step, faults=faults, compile=cfg.compile, schedules=schedules,
-            )
+            if start_step >= cfg.steps:  # e.g. a finished job of a sweep extended with resume=auto: its final metrics stay
+                metrics = run.recorded_final()
+                (log.warning if start_step > cfg.steps else log.info)(
+                    "%s is at step %d (steps=%d): nothing to train; its final metrics are kept%s", run_dir, start_step, cfg.steps,
+                    "" if start_step == cfg.steps else f" (a run is not shortened: pass steps > {start_step} to train it further)")
+            else:
+                metrics = train(
+                    G, D, objective, opt_G, opt_D, data, precision, run,
+                    steps=cfg.steps, batch_size=cfg.batch_size, log_every=cfg.log_every,
+                    sample_every=cfg.sample_every, eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every,
+                    ema=ema, stats=stats, start_step=start_step, faults=faults, compile=cfg.compile, schedules=schedules,
+                )
         except Interrupted as err:
             cluster.hand_over(stop)  # a submitit job is requeued (submitit exits here) rather than ending the sweep
             raise Interrupted(f"{stop.received.name}: {err}; resume with: ganlab train resume={run_dir}", EXIT_STATUS[stop.received]) from None

@@ -178,6 +178,14 @@ class RunLogger:
         self.tb.scalars(step, {"Health/rollbacks": float(count)})
         self.history = [h for h in self.history if h["step"] <= step]
 
+    def recorded_final(self) -> dict[str, float]:
+        """The final metrics that metrics.json already holds (its ``final``, else its last evaluation),
+        for a resumed run with no step left to train; empty when it holds none."""
+        path = self.run_dir / "metrics.json"
+        body = json.loads(path.read_text()) if path.is_file() else {}
+        final = body.get("final") or {k: v for k, v in (body.get("history") or [{}])[-1].items() if k != "step"}
+        return {k: math.nan if v is None else float(v) for k, v in final.items()}
+
     # ----------------------------------------------------------------------- closing
     def finish(self, metrics: dict[str, float] | None) -> None:
         """Write metrics.json (with ``final`` when the run completed) and close the event files."""
