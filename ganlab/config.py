@@ -242,11 +242,11 @@ class EvalConfig:
 
 @dataclass
 class CompareConfig:
-    runs: list = MISSING  # sweep or run directories (ganlab compare's positional arguments)
-    group_by: Optional[list] = None
+    runs: Any = MISSING  # sweep or run directories (ganlab compare's positional arguments); Any: one name is a list of one
+    group_by: Any = None
     metric: str = "auto"
     higher_is_better: Optional[bool] = None
-    tags: list = field(default_factory=lambda: ["Metrics/*", "Wasserstein/estimate", "Loss/D", "Loss/G"])
+    tags: Any = field(default_factory=lambda: ["Metrics/*", "Wasserstein/estimate", "Loss/D", "Loss/G"])
     confidence: float = 0.95
     resamples: int = 10_000
     seed: int = 0

@@ -11,7 +11,7 @@ from ganlab.cli import directory_arguments
 from ganlab.compare import report
 from ganlab.compare.comparison import Settings, compare
 from ganlab.compare.grouping import group_runs
-from ganlab.compare.runs import FAILED, FINISHED, UNFINISHED, find_runs
+from ganlab.compare.runs import DIVERGED, FAILED, FINISHED, UNFINISHED, find_runs
 from ganlab.errors import ConfigError
 
 LOSSES = {"js": "ganlab.objectives.losses.js.JS", "wgan_gp": "ganlab.objectives.losses.wasserstein.Wasserstein"}
@@ -41,6 +41,9 @@ def write_run(path: Path, objective="wgan_gp", seed=0, w1_ratio=1.0, *, dataset=
         (path / "metrics.json").write_text(json.dumps({"history": history + [{"step": steps, **final}], "final": final}))
     elif status == UNFINISHED:
         (path / "metrics.json").write_text(json.dumps({"history": history}))
+    elif status == DIVERGED:
+        (path / "metrics.json").write_text(json.dumps({"history": history}))
+        (path / "failed.json").write_text(json.dumps({"overrides": [], "error": "Diverged", "message": "Loss/D is nan at step 60"}))
     else:
         (path / "failed.json").write_text(json.dumps({"overrides": [], "error": "ConfigError", "message": "lr_D=-1 is not allowed"}))
     return path
@@ -197,3 +200,41 @@ def test_positional_directories_become_the_runs_override(tmp_path):
     assert args[1:] == ["group_by=[objective]"]
     with pytest.raises(ValueError, match="not both"):
         directory_arguments([str(tmp_path), "runs=[a]"])
+
+
+def test_a_seed_counted_twice_is_kept_once_the_longest_run(sweep, tmp_path):
+    """A copy of the sweep beside it, and seed 0 of js run again longer under another name: each
+    seed counts once (the intervals would narrow otherwise), and the runs' steps differ: said."""
+    import shutil
+
+    shutil.copytree(sweep, tmp_path / "copy")
+    write_run(tmp_path / "seed=0", "js", 0, 2.0, steps=300)
+    comparison = compare(find_runs([sweep, tmp_path / "copy", tmp_path / "seed=0"]), settings=FAST)
+    js = next(g for g in comparison.groups if g.label == "objective=js")
+    assert sorted(run.seed for run in js.runs) == [0, 1, 2]
+    assert next(run for run in js.runs if run.seed == 0).path == tmp_path / "seed=0"
+    assert comparison.summaries["objective=js"]["Metrics/w1_ratio"].mean == pytest.approx((2.0 + 4.0 + 8.0) / 3)
+    assert len(comparison.duplicates) == 3 + 3 + 1  # the copy's 6 finished runs, and the first js seed 0
+    assert comparison.steps_note(js) == "steps 100-300"
+    assert "seed 0 of objective=js again (step 100); kept" in next(r.reason for r in comparison.duplicates if r.seed == 0 and "js" in r.path.name)
+
+
+def test_a_diverged_seed_stays_in_its_group_and_loses(tmp_path):
+    for seed, (js, gp) in enumerate([(3.0, 1.0), (4.0, 2.0), (5.0, 1.5), (6.0, 1.2), (7.0, 1.1)]):
+        write_run(tmp_path / f"js{seed}", "js", seed, js)
+        write_run(tmp_path / f"gp{seed}", "wgan_gp", seed, gp, status=DIVERGED if seed == 4 else FINISHED)
+    comparison = compare(find_runs([tmp_path]), settings=FAST)
+    assert comparison.failed == []
+    gp = comparison.summaries["objective=wgan_gp"]["Metrics/w1_ratio"]
+    assert (gp.n, gp.n_nonfinite, gp.mean) == (4, 1, pytest.approx(1.425))
+    [pair] = comparison.pairs
+    assert pair.probability == pytest.approx(20 / 25)  # the diverged seed loses to all 5 js runs
+    assert report.note(gp) == "n<5: CI unreliable; 1 diverged: out of the mean, lose every pair"
+
+
+def test_group_by_errors_say_what_a_group_key_is(sweep):
+    runs = find_runs([sweep])
+    with pytest.raises(ConfigError, match="group_by: seed is what the runs of a group may differ in"):
+        group_runs(runs, ["seed"])
+    with pytest.raises(ConfigError, match="README.md is a file: pass sweep or run directories"):
+        find_runs([Path(__file__).resolve().parent.parent / "README.md"])

@@ -59,6 +59,15 @@ def test_a_second_comparison_into_the_same_folder_is_refused_and_keeps_the_first
     assert (out / "summary.json").read_text() == before
 
 
+def test_a_list_option_takes_one_name_without_brackets(sweeps, monkeypatch, capsys):
+    out = sweeps / "cmp_one_name"
+    assert ganlab_in_process(["compare", "outputs/multirun/sweep", f"out={out}", "group_by=objective", "tags=Loss/D"], sweeps, monkeypatch) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert sorted(g["label"] for g in summary["groups"]) == ["objective=js", "objective=wgan_gp"]
+    assert summary["figures"] == ["curves/Loss_D.png"]
+    assert "out: " + str(out) in (out / "compare.yaml").read_text()  # resolved, as written
+
+
 def test_no_directories_is_a_one_line_error(sweeps, monkeypatch, capsys):
     assert ganlab_in_process(["compare"], sweeps, monkeypatch) == 2
     assert "no directories to compare: ganlab compare <sweep or run directory>" in capsys.readouterr().err

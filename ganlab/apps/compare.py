@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from rich.console import Console
 from rich.progress import Progress
 
@@ -47,26 +48,36 @@ def main(cfg: DictConfig) -> None:
         raise ConfigError(f"confidence={cfg.confidence} is not allowed: a level in (0, 1), e.g. 0.95")
     if cfg.resamples < 100:
         raise ConfigError(f"resamples={cfg.resamples} is not allowed: at least 100 (10000 gives end points stable to about 1% of the width)")
-    runs = find_runs(list(cfg.runs))
-    comparison = compare(
-        runs, cfg.metric, cfg.higher_is_better, list(cfg.group_by) if cfg.group_by is not None else None,
-        Settings(cfg.confidence, cfg.resamples, cfg.seed),
-    )
+    group_by, tags = names("group_by", cfg.group_by), names("tags", cfg.tags)
+    runs = find_runs(names("runs", cfg.runs))
+    comparison = compare(runs, cfg.metric, cfg.higher_is_better, group_by, Settings(cfg.confidence, cfg.resamples, cfg.seed))
     out = prepare_output(Path(cfg.out))
     console = Console()
-    figures = draw_curves(comparison, list(cfg.tags), cfg.confidence, out, console)
+    figures = draw_curves(comparison, tags or [], cfg.confidence, out, console)
     command = command_line(cfg)
     try:
         report.write_csv(comparison, out / "summary.csv")
         report.write_json(comparison, out / "summary.json", figures, command)
         report.write_markdown(comparison, out / "report.md", figures, command)
-        OmegaConf.save(cfg, out / "compare.yaml")
+        OmegaConf.save(cfg, out / "compare.yaml", resolve=True)  # out's date and time, as written
     except OSError as err:
         raise cannot_write(f"out={out}", err, "choose a writable out=") from err
     report.print_tables(comparison, console)
-    console.print(f"wrote {out}/{{{','.join(OUTPUT_FILES)}}}" + (f" and {len(figures)} figures in {out}/curves" if figures else ""), markup=False, highlight=False)
+    console.print(f"wrote {out}/{{{','.join(OUTPUT_FILES)}}}" + (f" and {len(figures)} figures in {out}/curves" if figures else "")
+                  + f"; {out}/report.md has the tables whole", markup=False, highlight=False)
     if figures:
         console.print(f"TensorBoard (Custom Scalars: each group's band): tensorboard --logdir {out}", markup=False, highlight=False)
+
+
+def names(key: str, value: Any) -> list[str] | None:
+    """A list option given as a list, or as one name (``group_by=objective`` for ``group_by=[objective]``)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, ListConfig) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{key}={value} is not allowed: give names, e.g. {key}=[a,b]")
+    return list(value)
 
 
 def prepare_output(out: Path) -> Path:
@@ -108,4 +119,4 @@ def draw_curves(comparison: Comparison, tags: list[str], confidence: float, out:
 def command_line(cfg: DictConfig) -> str:
     """The ``ganlab compare`` command that gives this comparison: the directories, then the other options."""
     options = [o for o in HydraConfig.get().overrides.task if not o.startswith("runs=")]
-    return shlex.join(["ganlab", "compare", *map(str, cfg.runs), *options])
+    return shlex.join(["ganlab", "compare", *names("runs", cfg.runs), *options])

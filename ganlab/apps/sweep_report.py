@@ -22,7 +22,7 @@ from rich.table import Table
 from ganlab.apps.parallel import stopped_by
 from ganlab.errors import EXIT_SWEEP_FAILED, FAILED_FILE
 from ganlab.filenames import sorted_by_number
-from ganlab.logger.console import console, print_tensorboard_command
+from ganlab.logger.console import console, print_compare_command, print_tensorboard_command
 
 
 def read_failure(job_dir: Path) -> dict[str, Any] | None:
@@ -60,6 +60,7 @@ class SweepReport(Callback):
         if not failed:
             out.print(f"all {len(job_dirs)} jobs succeeded ({sweep_dir})")
             print_tensorboard_command(sweep_dir)  # the comparison, not the last job's run
+            print_compare_command(sweep_dir)
             return
         table = Table(title=f"{len(failed)} of {len(job_dirs)} jobs failed ({sweep_dir})", title_justify="left")
         for column in ("job directory", "error", "message"):
@@ -69,6 +70,7 @@ class SweepReport(Callback):
             table.add_row(name, str(record.get("error", "?")), str(record.get("message", "")))
         out.print(table)
         print_tensorboard_command(sweep_dir)
+        print_compare_command(sweep_dir)
         # Exiting here is safe: on_multirun_end is the last thing Hydra does in a multirun. Every
         # job has returned and closed its files, and multirun.yaml is written; all that is left
         # is to return the sweep's results, which the ganlab command does not use. SystemExit is

@@ -10,15 +10,18 @@ better-ranked one beats a run of the other, with its interval and the exact Mann
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 from ganlab.compare import stats
 from ganlab.compare.grouping import Group, group_runs
-from ganlab.compare.runs import FAILED, FINISHED, UNFINISHED, Run
+from ganlab.compare.runs import DIVERGED, FAILED, FINISHED, UNFINISHED, Run
 from ganlab.errors import ConfigError
 from ganlab.metrics import HIGHER_IS_BETTER, named_metric
+
+log = logging.getLogger("ganlab")
 
 
 @dataclass(frozen=True)
@@ -55,7 +58,10 @@ class Pair:
 @dataclass
 class Comparison:
     """Everything ``ganlab compare`` reports. ``groups`` are ranked best first on ``metric``;
-    ``summaries[label][metric tag]``; ``failed`` and ``unfinished`` runs are left out of the groups."""
+    ``summaries[label][metric tag]``. Finished and diverged runs make the groups (a diverged seed's
+    metrics count as non-finite); ``failed`` and ``unfinished`` runs are left out, and so are
+    ``duplicates``: a second run of a seed already in its group (a copied sweep, a job run again
+    under another name), of which the one evaluated last (the most steps) is kept."""
 
     metric: str
     higher_is_better: bool
@@ -66,6 +72,12 @@ class Comparison:
     unfinished: list[Run]
     settings: Settings
     metrics: list[str] = field(default_factory=list)  # every final metric, the chosen one first
+    duplicates: list[Run] = field(default_factory=list)
+
+    def steps_note(self, group: Group) -> str:
+        """'steps 300-600' when the group's runs were evaluated at different final steps, else ''."""
+        steps = sorted({run.step for run in group.runs if run.status == FINISHED})
+        return f"steps {steps[0]}-{steps[-1]}" if len(steps) > 1 else ""
 
     def direction(self, metric: str) -> bool | None:
         """True: higher is better; False: lower is; None: not a quality metric (not ranked)."""
@@ -94,12 +106,16 @@ def compare(
         raise ConfigError(f"none of the {len(runs)} runs found has finished (failed: {len(failed)}, unfinished: {len(unfinished)}); a run is finished when its metrics.json has its final metrics")
     metrics = list(dict.fromkeys(tag for run in finished for tag in run.final))
     metric = named_metric("metric", metric, metrics, who="these runs report")
+    known = HIGHER_IS_BETTER.get(metric)
     if higher_is_better is None:
-        higher_is_better = HIGHER_IS_BETTER.get(metric)
+        higher_is_better = known
         if higher_is_better is None:
             raise ConfigError(f"metric={metric}: ganlab does not know whether higher or lower is better; pass higher_is_better=true or higher_is_better=false")
+    elif known is not None and higher_is_better != known:
+        log.warning("higher_is_better=%s ranks %s against its known direction (%s is better)", higher_is_better, metric, "higher" if known else "lower")
     metrics = [metric] + [m for m in metrics if m != metric]
-    groups = group_runs(finished, group_by)
+    groups = group_runs([run for run in runs if run.status in (FINISHED, DIVERGED)], group_by)
+    duplicates = [run for group in groups for run in _keep_one_run_per_seed(group)]
     summaries = {
         group.label: {m: stats.summarize(_strata(group, m), settings.confidence, settings.resamples, settings.seed) for m in metrics}
         for group in groups
@@ -109,7 +125,23 @@ def compare(
         _pair(better, other, metric, higher_is_better, settings)
         for i, better in enumerate(groups) for other in groups[i + 1:]
     ]
-    return Comparison(metric, higher_is_better, groups, summaries, [p for p in pairs if p], failed, unfinished, settings, metrics)
+    return Comparison(metric, higher_is_better, groups, summaries, [p for p in pairs if p], failed, unfinished, settings, metrics, duplicates)
+
+
+def _keep_one_run_per_seed(group: Group) -> list[Run]:
+    """Keep one run per (dataset, seed) in ``group``, the one evaluated last (the most steps; the first
+    by path among equals), and return the others: seeds counted twice would narrow the intervals."""
+    kept: dict[tuple[str, Any], Run] = {}
+    for run in group.runs:
+        key = (run.dataset, run.seed)
+        if key not in kept or run.step > kept[key].step:
+            kept[key] = run
+    left_out = [run for run in group.runs if kept[(run.dataset, run.seed)] is not run]
+    for run in left_out:
+        winner = kept[(run.dataset, run.seed)]
+        run.reason = f"seed {run.seed} of {group.label} again (step {run.step}); kept {winner.path} (step {winner.step})"
+    group.runs = [run for run in group.runs if run not in left_out]
+    return left_out
 
 
 def _strata(group: Group, metric: str) -> list[list[float]]:

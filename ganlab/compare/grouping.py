@@ -65,6 +65,9 @@ def group_runs(runs: Sequence[Run], group_by: Sequence[str] | None = None) -> li
         shown = label_keys(keys, choices, overridden)
     else:
         keys = shown = list(group_by)
+        averaged = [k for k in keys if k in NOT_GROUPING_KEYS]
+        if averaged:
+            raise ConfigError(f"group_by: {', '.join(averaged)} is what the runs of a group may differ in ({', '.join(sorted(NOT_GROUPING_KEYS))}); it cannot be a group key")
         unknown = [k for k in keys if k not in names]
         if unknown:
             raise ConfigError(f"group_by: {', '.join(unknown)} is not a key of these runs; use a config group ({', '.join(sorted(choices))}) or a config key such as objective.optimizer.lr_D")

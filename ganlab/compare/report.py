@@ -4,7 +4,8 @@ The tables, best group first on the chosen metric:
 
 - the chosen metric per group: seeds, IQM and mean with their intervals, standard deviation,
   median, and a note where fewer than 5 seeds make the interval unreliable;
-- every final metric per group (mean ± standard deviation);
+- every final quality metric per group (mean ± standard deviation; the files add the yardsticks
+  such as ``Metrics/w1_real_baseline``);
 - every pair of groups: P(a run of A beats a run of B) with its interval, the exact Mann-Whitney
   test's p-value and the verdict.
 """
@@ -17,11 +18,13 @@ import math
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
 import ganlab
 from ganlab.compare.comparison import Comparison
+from ganlab.compare.runs import DIVERGED
 from ganlab.compare.stats import FEW_SEEDS, Interval, Summary
 
 CSV_FIELDS = [
@@ -30,9 +33,9 @@ CSV_FIELDS = [
 ]
 
 
-def note(summary: Summary) -> str:
-    """What a reader must know beside a group's interval."""
-    parts = []
+def note(summary: Summary, steps: str = "") -> str:
+    """What a reader must know beside a group's interval; ``steps``: :meth:`Comparison.steps_note`."""
+    parts = [steps] if steps else []
     if summary.n < 2:
         parts.append("1 seed: no CI")
     elif summary.mean_ci.method == "none":
@@ -40,7 +43,7 @@ def note(summary: Summary) -> str:
     elif summary.n < FEW_SEEDS:
         parts.append(f"n<{FEW_SEEDS}: CI unreliable")
     if summary.n_nonfinite:
-        parts.append(f"{summary.n_nonfinite} diverged, left out")
+        parts.append(f"{summary.n_nonfinite} diverged: out of the mean, lose every pair")
     return "; ".join(parts)
 
 
@@ -62,39 +65,55 @@ def method_text(comparison: Comparison) -> str:
 def print_tables(comparison: Comparison, console: Console | None = None) -> None:
     console = console or Console()
     metric = comparison.metric
-    table = Table(title=f"{metric} ({direction_text(comparison.higher_is_better)}), best first by IQM", caption=method_text(comparison))
+    table = Table(title=f"{metric} ({direction_text(comparison.higher_is_better)}), best first by IQM", caption=method_text(comparison), **COMPACT)
     for column in ("#", "group", "seeds", "IQM [CI]", "mean [CI]", "std", "median", "note"):
         table.add_column(column, justify="right" if column in ("#", "seeds", "std", "median") else "left", **_whole(column))
     for rank, group in enumerate(comparison.groups, 1):
         s = comparison.summaries[group.label][metric]
-        table.add_row(str(rank), group.label, str(s.n), with_interval(s.iqm, s.iqm_ci), with_interval(s.mean, s.mean_ci), fmt(s.std), fmt(s.median), note(s))
+        table.add_row(str(rank), group.label, str(len(group.runs)), with_interval(s.iqm, s.iqm_ci), with_interval(s.mean, s.mean_ci), fmt(s.std), fmt(s.median), note(s, comparison.steps_note(group)))
     console.print(table)
 
-    others = Table(title="all final metrics: mean ± std over seeds")
-    others.add_column("group", **_whole("group", min(40, max(len(g.label) for g in comparison.groups))))
-    for tag in comparison.metrics:
-        others.add_column(f"{tag.removeprefix('Metrics/')}\n{direction_text(comparison.direction(tag))}", justify="right")
+    ranked = [tag for tag in comparison.metrics if comparison.direction(tag) is not None]  # the yardsticks (w1_real_baseline) are in the files
+    others = Table(title="quality metrics: mean ± std over seeds (↓ lower is better, ↑ higher)", **COMPACT)
+    others.add_column("group", **_whole("group"))
+    for tag in ranked:
+        others.add_column(f"{tag.removeprefix('Metrics/')} {ARROWS[comparison.direction(tag)]}", justify="right", overflow="fold")
     for group in comparison.groups:
-        others.add_row(group.label, *(mean_std(comparison.summaries[group.label][tag]) for tag in comparison.metrics))
+        others.add_row(group.label, *(mean_std(comparison.summaries[group.label][tag]) for tag in ranked))
     console.print(others)
 
     if comparison.pairs:
-        pairs = Table(title=f"probability of improvement on {metric}: P(a run of A beats a run of B)")
+        pairs = Table(title=f"probability of improvement on {metric}: P(a run of A beats a run of B)", **COMPACT)
         for column in ("A", "B", "P(A > B) [CI]", "test p", "verdict"):
             pairs.add_column(column, **_whole(column))
         for pair in comparison.pairs:
             pairs.add_row(pair.better, pair.other, with_interval(pair.probability, pair.interval, digits=2), fmt(pair.p_value, 2), pair.verdict)
         console.print(pairs)
-    for title, runs in (("failed runs (left out)", comparison.failed), ("unfinished runs (left out)", comparison.unfinished)):
+    for title, runs in left_apart(comparison):
         if runs:
             console.print(f"[bold]{title}:[/bold]")
             for run in runs:
                 console.print(f"  {run.path}: {run.reason}", markup=False, highlight=False)
 
 
-def _whole(column: str, width: int = 12) -> dict[str, Any]:
-    """Group names and intervals are never cut short ("objectiv…"): names fold, intervals stay on one line."""
-    return {"overflow": "fold", "min_width": width} if column in ("group", "A", "B", "verdict") else {"no_wrap": True} if "[CI]" in column else {}
+COMPACT = {"box": box.SIMPLE_HEAD, "pad_edge": False}  # no vertical rules: the tables fit an 80-column terminal
+ARROWS = {True: "↑", False: "↓", None: "·"}  # higher is better, lower is better, not ranked
+
+
+def _whole(column: str) -> dict[str, Any]:
+    """Nothing is cut short ("objectiv…") in a narrow terminal: names fold, intervals wrap at their space."""
+    return {"overflow": "fold", "min_width": 12} if column in ("group", "A", "B", "verdict") else {"overflow": "fold"}
+
+
+def left_apart(comparison: Comparison) -> list[tuple[str, list]]:
+    """The runs listed under the tables, by kind, with a title each."""
+    diverged = [run for group in comparison.groups for run in group.runs if run.status == DIVERGED]
+    return [
+        ("diverged runs (in their groups: out of the means, losing every pair)", diverged),
+        ("duplicate runs of a seed (left out)", comparison.duplicates),
+        ("failed runs (left out)", comparison.failed),
+        ("unfinished runs (left out)", comparison.unfinished),
+    ]
 
 
 # ------------------------------------------------------------------------------- files
@@ -110,7 +129,7 @@ def write_csv(comparison: Comparison, path: Path) -> None:
                     "group": group.label, "metric": tag, "higher_is_better": comparison.direction(tag),
                     "n": s.n, "n_nonfinite": s.n_nonfinite, "mean": s.mean, "std": s.std, "median": s.median, "iqm": s.iqm,
                     "mean_ci_low": s.mean_ci.low, "mean_ci_high": s.mean_ci.high, "iqm_ci_low": s.iqm_ci.low, "iqm_ci_high": s.iqm_ci.high,
-                    "ci_method": s.mean_ci.method, "note": note(s),
+                    "ci_method": s.mean_ci.method, "note": note(s, comparison.steps_note(group)),
                 })
 
 
@@ -127,7 +146,7 @@ def summary_json(comparison: Comparison, figures: list[str], command: str) -> di
                 "label": group.label,
                 "key": dict(group.key),
                 "datasets": group.datasets,
-                "runs": [{"path": str(run.path), "seed": run.seed} for run in group.runs],
+                "runs": [{"path": str(run.path), "seed": run.seed, "step": run.step, "status": run.status} for run in group.runs],
                 "metrics": {tag: _summary_dict(comparison.summaries[group.label][tag]) for tag in comparison.metrics},
             }
             for group in comparison.groups
@@ -137,6 +156,7 @@ def summary_json(comparison: Comparison, figures: list[str], command: str) -> di
              "mann_whitney_p": p.p_value, "verdict": p.verdict}
             for p in comparison.pairs
         ],
+        "duplicates": [{"path": str(run.path), "reason": run.reason} for run in comparison.duplicates],
         "failed": [{"path": str(run.path), "reason": run.reason} for run in comparison.failed],
         "unfinished": [{"path": str(run.path), "reason": run.reason} for run in comparison.unfinished],
         "figures": figures,
@@ -153,7 +173,7 @@ def write_markdown(comparison: Comparison, path: Path, figures: list[str], comma
     lines = [f"# ganlab compare: {metric}", "", f"    {command}", "", method_text(comparison) + ".", ""]
     lines += [f"## {metric} ({direction_text(comparison.higher_is_better)}), best first by IQM", ""]
     lines += _md_table(["#", "group", "seeds", "IQM [CI]", "mean [CI]", "std", "median", "note"], [
-        [str(rank), group.label, str(s.n), with_interval(s.iqm, s.iqm_ci), with_interval(s.mean, s.mean_ci), fmt(s.std), fmt(s.median), note(s)]
+        [str(rank), group.label, str(len(group.runs)), with_interval(s.iqm, s.iqm_ci), with_interval(s.mean, s.mean_ci), fmt(s.std), fmt(s.median), note(s, comparison.steps_note(group))]
         for rank, group in enumerate(comparison.groups, 1)
         for s in [comparison.summaries[group.label][metric]]
     ])
@@ -168,9 +188,9 @@ def write_markdown(comparison: Comparison, path: Path, figures: list[str], comma
         lines += _md_table(["A", "B", "P(A > B) [CI]", "test p", "verdict"], [
             [p.better, p.other, with_interval(p.probability, p.interval, digits=2), fmt(p.p_value, 2), p.verdict] for p in comparison.pairs
         ])
-    for title, runs in (("Failed runs (left out)", comparison.failed), ("Unfinished runs (left out)", comparison.unfinished)):
+    for title, runs in left_apart(comparison):
         if runs:
-            lines += ["", f"## {title}", ""] + [f"- `{run.path}`: {run.reason}" for run in runs]
+            lines += ["", f"## {title[0].upper()}{title[1:]}", ""] + [f"- `{run.path}`: {run.reason}" for run in runs]
     if figures:
         lines += ["", "## Curves: mean over seeds with its band", ""]
         lines += [f"![{Path(f).stem}]({f})" for f in figures]

@@ -5,7 +5,10 @@ A run is a directory that ``ganlab train`` wrote: ``.hydra/config.yaml`` (the re
 ``objective: wgan_gp``) and ``.hydra/overrides.yaml``. Its state:
 
 - **finished**: ``metrics.json`` has ``final`` (written when the run completed its steps);
-- **failed**: a sweep job's ``failed.json`` (ganlab.errors) says why;
+- **diverged**: a sweep job's ``failed.json`` says it stopped on non-finite values (``Diverged``,
+  ``on_nonfinite=stop``): it is a seed of its group whose every metric counts as non-finite, so
+  that a comparison does not keep only the seeds that survived;
+- **failed**: any other ``failed.json`` (ganlab.errors) says why;
 - **unfinished**: neither: still running, stopped, preempted or killed.
 
 Final metrics come from ``metrics.json``, not from TensorBoard: a resumed run's event files hold
@@ -26,7 +29,7 @@ import yaml
 
 from ganlab.errors import FAILED_FILE, ConfigError
 
-FINISHED, FAILED, UNFINISHED = "finished", "failed", "unfinished"
+FINISHED, DIVERGED, FAILED, UNFINISHED = "finished", "diverged", "failed", "unfinished"
 SKIP_DIRS = {".hydra", "checkpoints", "samples", "tensorboard"}  # inside a run, or a comparison's own output
 
 
@@ -43,6 +46,7 @@ class Run:
     status: str
     reason: str = ""
     final: dict[str, float] = field(default_factory=dict)
+    step: int = 0  # the step of its last evaluation (the final one when finished)
 
     @property
     def seed(self) -> Any:
@@ -63,6 +67,8 @@ def find_runs(directories: list[str | Path]) -> list[Run]:
     found: dict[Path, Run] = {}
     for directory in directories:
         directory = Path(directory)
+        if directory.is_file():
+            raise ConfigError(f"{directory} is a file: pass sweep or run directories written by ganlab train, e.g. outputs/multirun/<date>/<time>")
         if not directory.is_dir():
             raise ConfigError(f"{directory}: no such directory (pass sweep or run directories written by ganlab train, e.g. outputs/multirun/<date>/<time>)")
         for root, dirs, _ in os.walk(directory):
@@ -99,34 +105,37 @@ def read_run(path: Path) -> Run:
         return Run(path, {}, {}, [], FAILED, str(err))
     choices = {k: v for k, v in ((hydra.get("runtime") or {}).get("choices") or {}).items() if not k.startswith("hydra/") and v is not None}
     run = Run(path, config, choices, overrides, UNFINISHED)
-    failed = path / FAILED_FILE
-    if failed.is_file():
-        run.status, run.reason = FAILED, _failure(failed)
-        return run
     metrics = path / "metrics.json"
     try:
         body = json.loads(metrics.read_text()) if metrics.is_file() else {}
     except (OSError, ValueError) as err:
         run.status, run.reason = FAILED, f"{metrics} is unreadable ({err})"
         return run
-    if isinstance(body.get("final"), dict):
+    history = body.get("history") or []
+    run.step = int(history[-1]["step"]) if history else 0
+    failed = path / FAILED_FILE
+    if failed.is_file():
+        kind, run.reason = _failure(failed)
+        run.status = DIVERGED if kind == "Diverged" else FAILED
+        return run
+    if isinstance(body.get("final"), dict) and body["final"]:
         run.status = FINISHED
         run.final = {k: math.nan if v is None else float(v) for k, v in body["final"].items()}
     else:
-        history = body.get("history") or []
-        last = f"last evaluation at step {history[-1]['step']}" if history else "no evaluation yet"
+        last = f"last evaluation at step {run.step}" if history else "no evaluation yet"
         run.reason = f"no final metrics ({last} of {config.get('steps', '?')} steps)"
     return run
 
 
-def _failure(path: Path) -> str:
+def _failure(path: Path) -> tuple[str, str]:
+    """(the error's kind, a line saying what failed) from a failed.json."""
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
-        return f"{FAILED_FILE} is unreadable"
+        return "", f"{FAILED_FILE} is unreadable"
     if not isinstance(record, dict):
-        return str(record)
-    return ": ".join(str(record[k]) for k in ("error", "message") if record.get(k)) or str(record)
+        return "", str(record)
+    return str(record.get("error", "")), ": ".join(str(record[k]) for k in ("error", "message") if record.get(k)) or str(record)
 
 
 def _yaml(path: Path) -> Any:

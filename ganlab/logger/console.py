@@ -132,3 +132,8 @@ def print_tensorboard_command(logdir: Path) -> None:
     a sweep, TensorBoard finds each job's below the sweep directory and names it by its folder.
     """
     console().print(f"TensorBoard: tensorboard --logdir {shlex.quote(str(logdir))}", soft_wrap=True, highlight=False, markup=False)
+
+
+def print_compare_command(sweep_dir: Path) -> None:
+    """``Compare over seeds: ganlab compare <sweep dir>``: one unbroken line, to copy."""
+    console().print(f"Compare over seeds: ganlab compare {shlex.quote(str(sweep_dir))}", soft_wrap=True, highlight=False, markup=False)
