@@ -100,7 +100,7 @@ def test_a_sweep_plugin_that_is_not_installed_is_one_line_naming_the_extra(monke
     assert cli.missing_plugin(["hydra/launcher=basic", "seed=0,1"]) is None
 
 
-def test_two_sweeps_started_together_write_apart_and_each_ends_with_its_tensorboard_line(workdir):
+def test_two_sweeps_started_together_write_apart_and_each_ends_with_its_tensorboard_and_compare_lines(workdir):
     """End to end: the same command twice at once (default directories, which may share a second)."""
     args = ["train", "-m", *TINY, "steps=2", "eval_every=2", "sample_every=2", "seed=0,1"]
     env = {**{k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}, "OMP_NUM_THREADS": "1", "COLUMNS": "200"}
@@ -109,9 +109,10 @@ def test_two_sweeps_started_together_write_apart_and_each_ends_with_its_tensorbo
     sweeps = set()
     for run, (out, err) in zip(runs, outputs):
         assert run.returncode == 0, out[-2000:] + err[-2000:]
-        last = out.strip().splitlines()[-1]
-        assert last.startswith("TensorBoard: tensorboard --logdir ")
-        sweep = Path(shlex.split(last)[-1])
+        tensorboard, compare = out.strip().splitlines()[-2:]
+        assert tensorboard.startswith("TensorBoard: tensorboard --logdir ")
+        sweep = Path(shlex.split(tensorboard)[-1])
+        assert compare == f"Compare over seeds: ganlab compare {shlex.quote(str(sweep))}"
         assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["seed=0", "seed=1"]
         sweeps.add(sweep)
     assert len(sweeps) == 2  # never merged into one directory
