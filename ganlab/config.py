@@ -204,6 +204,7 @@ class TrainConfig:
     seed: int = 0
     steps: int = 5000  # generator steps
     batch_size: int = 256
+    pack: int = 1  # PacGAN (Lin et al. 2018): the critic judges packs of this many samples (2 or 4 there); 1 = no packing
     log_every: int = 100  # scalars are read from the device once per interval
     sample_every: int = 1000  # critic map / sample images
     eval_every: int = 2500  # quality metrics (also run at the end)
@@ -392,6 +393,9 @@ def validate_train(cfg: Any) -> None:
     obj = cfg.objective
     _require(cfg.steps >= 1, "steps", cfg.steps, "need at least 1 generator step")
     _require(cfg.batch_size >= 1, "batch_size", cfg.batch_size, "must be >= 1")
+    _require(cfg.pack >= 1, "pack", cfg.pack, "must be >= 1 (1: no packing; PacGAN uses 2 to 4)")
+    _require(cfg.batch_size % cfg.pack == 0, "batch_size", cfg.batch_size,
+             f"with pack={cfg.pack} it must be a multiple of {cfg.pack} (it counts samples), e.g. batch_size={max(cfg.pack, cfg.batch_size // cfg.pack * cfg.pack)}")
     for key in ("log_every", "sample_every", "eval_every", "eval_samples", "checkpoint_every", "keep_checkpoints"):
         _require(cfg[key] >= 1, key, cfg[key], "must be >= 1")
     _require(cfg.threads >= 0, "threads", cfg.threads, "must be >= 0 (0 keeps torch's default)")

@@ -16,25 +16,35 @@ from torch import nn
 from ganlab.apps.build import build_networks
 from ganlab.config import DCGANConfig, MLPConfig, ResNetConfig
 from ganlab.objectives import Objective
+from ganlab.objectives.constraints.dragan import DRAGAN
 from ganlab.objectives.constraints.gradient_penalty import GradientPenalty
+from ganlab.objectives.constraints.lipschitz_penalty import LipschitzPenalty
+from ganlab.objectives.constraints.r1 import R1
+from ganlab.objectives.constraints.r2 import R2
 from ganlab.objectives.constraints.spectral_norm import SpectralNorm
 from ganlab.objectives.constraints.weight_clip import WeightClip
 from ganlab.objectives.losses.hinge import Hinge
 from ganlab.objectives.losses.js import JS
 from ganlab.objectives.losses.least_squares import LeastSquares
+from ganlab.objectives.losses.relativistic import Relativistic
 from ganlab.objectives.losses.wasserstein import Wasserstein
 
 SCHEMAS = {"mlp": MLPConfig, "dcgan": DCGANConfig, "resnet": ResNetConfig}
 
 # Config name -> (class, the options conf/objective/{loss,constraints}/<name>.yaml gives it off the toy data).
 LOSSES: dict[str, tuple[type, dict[str, Any]]] = {
-    "js": (JS, {"saturating": False}),
+    "js": (JS, {"saturating": False, "real_label": 1.0}),
     "wasserstein": (Wasserstein, {}),
     "hinge": (Hinge, {}),
     "least_squares": (LeastSquares, {}),
+    "relativistic": (Relativistic, {"average": False}),
 }
 CONSTRAINTS: dict[str, tuple[type, dict[str, Any]]] = {
     "gp": (GradientPenalty, {"weight": 10.0, "every": 1}),
+    "r1": (R1, {"weight": 10.0, "every": 1}),
+    "r2": (R2, {"weight": 10.0, "every": 1}),
+    "dragan": (DRAGAN, {"weight": 10.0, "every": 1, "c": 0.5}),
+    "lp": (LipschitzPenalty, {"weight": 10.0, "every": 1}),
     "clip": (WeightClip, {"c": 0.01}),
     "sn": (SpectralNorm, {"power_iterations": 1}),
 }

@@ -178,8 +178,9 @@ def test_values_for_a_constraint_that_is_not_selected_name_no_component():
 def test_every_component_module_has_one_schema_with_its_own_target():
     schemas = component_schemas()
     assert set(schemas) == {
-        "js_schema", "wasserstein_schema", "hinge_schema", "least_squares_schema",
+        "js_schema", "wasserstein_schema", "hinge_schema", "least_squares_schema", "relativistic_schema",
         "gradient_penalty_schema", "weight_clip_schema", "spectral_norm_schema",
+        "r1_schema", "r2_schema", "dragan_schema", "lipschitz_penalty_schema",
     }
     for name, schema in schemas.items():
         module = schema._target_.rsplit(".", 1)[0]

@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from ganlab.data import value_range
 from ganlab.errors import ConfigError, OptionError
+from ganlab.models.packing import Packed, packed_shape
 from ganlab.objectives import Objective, build_objective
 from ganlab.objectives.constraints import Penalty
 from ganlab.schedules import Schedule, Scheduled, Schedules, param_group_setter, schedule_of
@@ -27,22 +28,31 @@ def build_data(dataset: Any, device: torch.device, seed: int) -> Any:
     return instantiate(plain(dataset), device=device, seed=seed)
 
 
-def build_networks(model: Any, data_shape: tuple[int, ...], device: torch.device) -> tuple[torch.nn.Module, torch.nn.Module]:
+def build_networks(model: Any, data_shape: tuple[int, ...], device: torch.device, pack: int = 1) -> tuple[torch.nn.Module, torch.nn.Module]:
     """G and D of the ``model`` config node for data of ``data_shape``, on ``device``.
 
     The builder also gets the data's value range (:func:`ganlab.data.value_range`: [-1, 1] for
     images, None for points), so that G's output can reach all of the data and nothing else.
     Only the shape is needed, which checkpoints keep: ``sample`` and ``eval`` rebuild the same G.
+    With ``pack`` = m > 1, D is the builder's critic for packs of m samples
+    (:func:`ganlab.models.packing.packed_shape`) in :class:`~ganlab.models.packing.Packed`; G is the
+    one an unpacked run of the same seed starts from.
     Raises ConfigError (one line) when the architecture cannot take the data, e.g. its size.
     """
+    G, D = _build(model, tuple(data_shape))
+    if pack > 1:  # the builders make G and D for one shape: D for packs comes from a second build, its G dropped
+        D = Packed(_build(model, packed_shape(tuple(data_shape), pack))[1], pack)
+    return G.to(device), D.to(device)
+
+
+def _build(model: Any, data_shape: tuple[int, ...]) -> tuple[torch.nn.Module, torch.nn.Module]:
     try:
-        G, D = instantiate(plain(model), data_shape=tuple(data_shape), value_range=value_range(tuple(data_shape)))
+        return instantiate(plain(model), data_shape=data_shape, value_range=value_range(data_shape))
     except InstantiationException as err:  # instantiate wraps what the builder raised
         if not isinstance(err.__cause__, ValueError):
             raise
         # e.g. an architecture that does not support the data's resolution
         raise ConfigError(str(err.__cause__).splitlines()[0]) from err
-    return G.to(device), D.to(device)
 
 
 def build_objective_from(objective: Any) -> Objective:

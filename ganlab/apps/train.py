@@ -112,7 +112,7 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
     fast.configure(device)
 
     data = build_data(cfg.dataset, device, cfg.seed)
-    G, D = build_networks(cfg.model, data.shape, device)
+    G, D = build_networks(cfg.model, data.shape, device, pack=cfg.pack)
     fast.prepare_networks(G, D, device)
     objective = build_objective_from(cfg.objective)
     objective.attach(D)  # before D's optimizer: spectral norm re-registers D's weights

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ganlab.errors import ConfigError
 from ganlab.precision import Precision
 
 Tensor = torch.Tensor
@@ -55,3 +56,19 @@ def uncompiled(D: nn.Module) -> nn.Module:
     not currently support double backward", torch 2.14), so the penalty runs the eager critic.
     """
     return getattr(D, "_orig_mod", D)
+
+
+def refuse_batch_norm(D: nn.Module, penalty: str) -> None:
+    """Refuse a critic with batch norm for a penalty on per-sample input gradients (``penalty`` names it).
+
+    The penalty is an expectation over samples of each sample's own input gradient; batch norm makes
+    D(x_i) depend on the other samples, so that gradient is not the one penalised (WGAN-GP, Sec. 4).
+
+    Raises:
+        ConfigError: ``D`` has a batch norm layer.
+    """
+    if any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in D.modules()):
+        raise ConfigError(
+            f"model.critic_norm=batch is not allowed with {penalty}: batch norm mixes the samples the penalty "
+            "treats one by one; use model.critic_norm=layer, instance or none"
+        )

@@ -23,6 +23,13 @@ from ganlab.precision import Precision
 Tensor = torch.Tensor
 
 
+def split_scores(scores: Tensor, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+    """D's scores of ``torch.cat([real, fake])`` split into the real and the fake part, in proportion:
+    a packed critic (``pack`` = m, :mod:`ganlab.models.packing`) gives one score per m samples."""
+    n_real = scores.shape[0] * real.shape[0] // (real.shape[0] + fake.shape[0])
+    return scores[:n_real], scores[n_real:]
+
+
 class Objective:
     """``loss`` with ``constraints`` (by config name, applied in order) and ``n_critic`` >= 1."""
 
@@ -42,7 +49,7 @@ class Objective:
         # norm's power iteration runs once per critic step instead of twice.
         with precision.autocast():
             scores = D(torch.cat([real, fake])).float()
-        d_real, d_fake = scores.split([real.shape[0], fake.shape[0]])
+        d_real, d_fake = split_scores(scores, real, fake)
         loss_D = self.loss.critic(d_real, d_fake)
         stats.report("Loss/D_main", loss_D)
         stats.report("Wasserstein/estimate", d_real.mean() - d_fake.mean())
@@ -64,10 +71,29 @@ class Objective:
                 total = value if total is None else total + value
         return total
 
-    def generator_loss(self, D: nn.Module, fake: Tensor, precision: Precision, stats: Stats) -> Tensor:
+    def generator_loss(self, D: nn.Module, fake: Tensor, precision: Precision, stats: Stats, real: Tensor | None = None) -> Tensor:
+        """The generator's loss on ``fake`` (with a graph to G). A loss that ``needs_real`` also gets
+        D(``real``): the loop passes the real batch of the last critic step (no new draw, so the data
+        stream is every objective's; the official RSGAN and R3GAN code draw a fresh batch here).
+
+        Raises:
+            ValueError: the loss needs ``real`` and none was given.
+        """
         with precision.autocast():
             d_fake = D(fake).float()
-        loss_G = self.loss.generator(d_fake)
+        if not self.loss.needs_real:
+            loss_G = self.loss.generator(d_fake)  # no extra forward pass: every other loss runs as before
+        else:
+            if real is None:
+                raise ValueError(f"{type(self.loss).__name__} needs the real batch in the generator step: generator_loss(..., real=real)")
+            # D(real) depends on no parameter of G, so G's gradient flows through D(fake) alone and
+            # no graph is needed here (D's parameters get no gradient in the G step either).
+            # This is a training-mode forward, after D(fake): spectral norm's power iteration
+            # advances once more (D(fake) used the same sigma as without it; the next critic step
+            # starts one iteration further on), and batch norm's running statistics see the reals.
+            with torch.no_grad(), precision.autocast():
+                d_real = D(real).float()
+            loss_G = self.loss.generator(d_fake, d_real)
         stats.report("Loss/G", loss_G)
         return loss_G
 

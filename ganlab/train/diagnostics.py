@@ -26,6 +26,7 @@ from torch import nn
 
 from ganlab.objectives import Objective
 from ganlab.objectives.gradients import input_gradient_norm, interpolates
+from ganlab.objectives.objective import split_scores
 from ganlab.train.observe import observer_generator, observing
 
 Tensor = torch.Tensor
@@ -79,7 +80,7 @@ def critic_diagnostics(objective: Objective, D: nn.Module, real: Tensor, fake: T
     # (a forward pass in training mode advances spectral norm's power iteration).
     with observing(D), torch.no_grad():
         scores = D(torch.cat([real, fake])).float().flatten()
-    d_real, d_fake = scores.split([real.shape[0], fake.shape[0]])
+    d_real, d_fake = split_scores(scores, real, fake)
     with observing(D):
         D.requires_grad_(True)  # the generator step froze it; its input gradients need its graph
         scalars = {**objective.diagnostics(D), **_input_gradient_norms(D, real, fake, step)}

@@ -144,7 +144,7 @@ def train(
         z = torch.randn(batch_size, G.z_dim, device=device)
         with precision.autocast():
             fake_G = G_fast(z)
-        loss_G = objective.generator_loss(D_fast, fake_G.float(), precision, stats)
+        loss_G = objective.generator_loss(D_fast, fake_G.float(), precision, stats, real=real)  # real: the last critic batch, scored only by a loss that needs it
         opt_G.zero_grad(set_to_none=True)
         precision.backward(loss_G)
         precision.unscale_(opt_G)

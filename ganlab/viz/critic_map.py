@@ -10,6 +10,10 @@ RGB tensor that a training loop logs to TensorBoard (``add_image``) and writes w
     image = critic_map(D, real, fake, title="wgan_gp: critic at step 2500")  # uint8 (3, 480, 540), CPU
     save_png(image, run_dir / "critic.png")
 
+A packed critic (``pack`` = m > 1, :mod:`ganlab.models.packing`) scores m points at once; the map
+shows its value for the pack of m copies of x, labelled ``critic D(x, x)`` (m = 2): a slice of a
+function of m points along its diagonal, where real and generated packs (m independent draws) seldom lie.
+
 pyplot is never used: its global figure manager is not thread-safe, and the joblib launcher runs
 training jobs in threads; ``critic_map`` also draws one figure at a time (``_DRAWING``). matplotlib
 is imported when a figure is first drawn, not with this module, because its import adds 0.3 to
@@ -27,6 +31,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from PIL import Image
+
+from ganlab.models.packing import on_copies
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -78,7 +84,9 @@ def critic_figure(
     """A figure of the critic's value over the plane with real and generated points on top.
 
     Args:
-        D: maps an (N, 2) float32 tensor on ``real.device`` to (N,) or (N, 1) scores. An
+        D: maps an (N, 2) float32 tensor on ``real.device`` to (N,) or (N, 1) scores, or a packed
+            critic (a ``pack`` attribute m > 1, :class:`ganlab.models.packing.Packed`): (N*m, 2) to
+            (N,), drawn at x for the pack of m copies of x. An
             ``nn.Module`` is evaluated in eval mode (batch norm uses its running statistics,
             spectral norm skips its power iteration) and every submodule's train/eval flag is
             restored afterwards.
@@ -125,7 +133,7 @@ def critic_figure(
         masked = np.ma.masked_invalid(values)
         filled = ax.contourf(xs, ys, masked, levels=levels, cmap=COLORMAP)
         ax.contour(xs, ys, masked, levels=levels, colors="black", linewidths=0.4, alpha=0.4)
-        fig.colorbar(filled, ax=ax, label=COLORBAR_LABEL, shrink=0.9)
+        fig.colorbar(filled, ax=ax, label=colorbar_label(getattr(D, "pack", 1)), shrink=0.9)
     if finite.size < values.size:
         extra_handles.append(Patch(facecolor=NOT_FINITE_COLOUR, edgecolor="black", linewidth=0.4, label="D(x) not finite"))
 
@@ -199,7 +207,8 @@ def critic_values(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """D on an n x n grid spanning ``extent`` edge to edge: (xs (n,), ys (n,), values (n, n)).
 
-    ``values[i, j]`` is D at (xs[j], ys[i]), the layout of matplotlib's ``contourf(xs, ys, values)``;
+    ``values[i, j]`` is D at (xs[j], ys[i]) (a packed critic: at m copies of that point,
+    :func:`ganlab.models.packing.on_copies`), the layout of matplotlib's ``contourf(xs, ys, values)``;
     float64, non-finite values kept as they are. D runs in eval mode without gradients, in batches
     of ``EVAL_BATCH_SIZE`` float32 points on ``device``.
     """
@@ -209,8 +218,13 @@ def critic_values(
     y, x = torch.meshgrid(ys, xs, indexing="ij")
     grid = torch.stack([x, y], dim=-1).view(-1, 2).float().to(device)
     with _eval_mode(D), torch.no_grad():
-        scores = torch.cat([_scores(D, batch) for batch in grid.split(EVAL_BATCH_SIZE)])
+        scores = torch.cat([_scores(D, batch) for batch in grid.split(EVAL_BATCH_SIZE // getattr(D, "pack", 1))])
     return xs.numpy(), ys.numpy(), scores.view(n, n).double().cpu().numpy()
+
+
+def colorbar_label(pack: int = 1) -> str:
+    """``critic D(x)``, or for a critic of packs of m samples ``critic D(x, x)`` (m = 2): m copies of x."""
+    return COLORBAR_LABEL if pack == 1 else f"critic D({', '.join(['x'] * pack)})"
 
 
 def _inside(points: np.ndarray, extent: Extent) -> np.ndarray:
@@ -222,7 +236,7 @@ def _inside(points: np.ndarray, extent: Extent) -> np.ndarray:
 
 def _scores(D: Callable[[torch.Tensor], torch.Tensor], points: torch.Tensor) -> torch.Tensor:
     """Critic scores of ``points`` as a flat float32 tensor, checking D's output shape."""
-    scores = D(points)
+    scores = on_copies(D, points)
     if scores.numel() != points.shape[0]:
         raise ValueError(
             f"D must return one score per point, got shape {tuple(scores.shape)} "

@@ -4,7 +4,7 @@ A loss family says what the critic and the generator minimise, given the critic'
 D(x) (one per sample, unbounded: logits for the JS loss). Each module in this package defines
 
 * pure functions ``<family>_critic(real, fake)`` and ``<family>_generator(fake)`` (easy to test
-  against hand-computed values);
+  against hand-computed values; ``<family>_generator(fake, real)`` for a family with ``needs_real``);
 * a :class:`Loss` subclass whose ``critic`` and ``generator`` are those functions
   (``critic = staticmethod(hinge_critic)``) or methods that choose between them;
 * a :class:`LossConfig` dataclass: the family's typed schema, holding only its own keys, with
@@ -26,13 +26,17 @@ Tensor = torch.Tensor
 class Loss:
     """A loss family: ``critic(real, fake)`` and ``generator(fake)`` on critic scores of shape (n,).
 
-    Both return a scalar that its player minimises (float32: the scores are cast before).
+    Both return a scalar that its player minimises (float32: the scores are cast before). A family
+    whose generator loss also needs the real samples' scores (the relativistic losses) sets
+    ``needs_real = True``; it is then called as ``generator(fake, real)``, else as ``generator(fake)``.
     """
+
+    needs_real: bool = False  # True: generator(fake, real) needs D(real) too (an extra critic forward pass in the G step)
 
     def critic(self, real: Tensor, fake: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def generator(self, fake: Tensor) -> Tensor:
+    def generator(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
         raise NotImplementedError
 
 
