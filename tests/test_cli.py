@@ -161,8 +161,9 @@ def test_help_cfg_and_info(workdir):
     assert bad.returncode == 2 and "unknown command 'trian'" in bad.stderr
     help_ = run_ganlab(["train", "--help"], cwd=workdir)
     assert help_.returncode == 0
-    for text in ("objective: js, spectral_norm, wgan_clip, wgan_gp", "objective/loss: hinge, js, least_squares, wasserstein",
-                 "objective/constraints: clip, gp, sn", "dataset: cifar10, digits, fashion_mnist, gaussians25, gaussians8, imagefolder, mnist, stacked_mnist, swissroll", "ganlab train -m"):
+    for text in ("objective: dragan, js, lsgan, r1, r3gan, ragan, rsgan, spectral_norm, wgan_clip, wgan_gp, wgan_lp",
+                 "objective/loss: hinge, js, least_squares, relativistic, wasserstein",
+                 "objective/constraints: clip, dragan, gp, lp, r1, r2, sn", "dataset: cifar10, digits, fashion_mnist, gaussians25, gaussians8, imagefolder, mnist, stacked_mnist, swissroll", "ganlab train -m"):
         assert text in help_.stdout, help_.stdout
     cfg = run_ganlab(["train", "--cfg", "job", "objective=js"], cwd=workdir)
     assert cfg.returncode == 0 and "name: js" in cfg.stdout and "n_critic: 1" in cfg.stdout
