@@ -24,7 +24,6 @@ under every launcher, sees the same directory and names.
 from __future__ import annotations
 
 import fcntl
-import os
 import sys
 from pathlib import Path
 from typing import Any, IO
