@@ -27,7 +27,7 @@ from omegaconf import MISSING, OmegaConf
 from ganlab.checkpoint import latest_checkpoint, resume_run_dir
 from ganlab.errors import ConfigError, require
 from ganlab.filenames import numbered, portable_name
-from ganlab.schedules import ScheduleConfig
+from ganlab.schedules import ScheduleConfig, ScheduleShape
 
 
 class Precision(enum.Enum):
@@ -103,12 +103,22 @@ class OptimizerConfig:
 
 
 @dataclass
+class EMAHalfLifeConfig:
+    """G_ema with a half-life that grows from 0 (R3GAN: ganlab.train.ema.half_life_schedule)."""
+
+    half_life: float = 0.25  # at the ramp's end, as a share of the ramp's generator steps (R3GAN: ema_nimg / decay_nimg = 5M / 20M images)
+    shape: ScheduleShape = ScheduleShape.cosine  # how the half-life grows from 0 (R3GAN: half a cosine)
+    steps: Optional[int] = None  # generator steps of the ramp; null: the run's steps
+
+
+@dataclass
 class ObjectiveConfig:
     name: str = MISSING  # preset name, shown in run summaries
     loss: Any = MISSING  # a loss family: conf/objective/loss/<name>.yaml, e.g. objective/loss=hinge
     constraints: Dict[str, Any] = field(default_factory=dict)  # conf/objective/constraints/<name>.yaml, e.g. objective/constraints=[gp]
     n_critic: int = 1  # critic steps per generator step
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    ema: Optional[EMAHalfLifeConfig] = None  # the objective's own G_ema recipe (r3gan); set, it replaces the run's ema_decay
 
 
 # ------------------------------------------------------------------------------ dataset

@@ -16,6 +16,7 @@ from ganlab.models.packing import Packed, packed_shape
 from ganlab.objectives import Objective, build_objective
 from ganlab.objectives.constraints import Penalty
 from ganlab.schedules import Schedule, Scheduled, Schedules, param_group_setter, schedule_of
+from ganlab.train.ema import EMA, half_life_schedule
 from ganlab.train.optim import build_optimizers
 
 
@@ -92,6 +93,16 @@ def _schedule(path: str, start: float, node: dict | None, steps: int | None) -> 
         raise err.at(path) from None
 
 
+def _ema_half_life(objective: dict[str, Any], steps: int) -> Schedule | None:
+    """The schedule of G_ema's half-life of the ``objective.ema`` node, None without one."""
+    if objective.get("ema") is None:
+        return None
+    try:
+        return half_life_schedule(objective["ema"], steps)
+    except OptionError as err:
+        raise err.at("objective.ema") from None
+
+
 def check_objective(objective: Any, steps: int) -> None:
     """Check every option of the objective's components and its schedules in a run of ``steps``
     generator steps (one-line ConfigError naming the key)."""
@@ -99,15 +110,19 @@ def check_objective(objective: Any, steps: int) -> None:
     built = build_objective(o, "objective")
     for path, _, start, node in _scalars(o, built):
         _schedule(path, start, node, steps)
+    _ema_half_life(o, steps)
     beta2 = ((o["optimizer"].get("schedule") or {}).get("beta2") or {})
     if o["optimizer"]["name"] != "adam" and (beta2.get("shape", "constant") != "constant" or beta2.get("warmup", 0)):
         raise ConfigError(f"objective.optimizer.schedule.beta2 is not allowed with objective.optimizer.name={o['optimizer']['name']}: only Adam has beta2")
 
 
-def build_schedules(objective_cfg: Any, objective: Objective, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer, steps: int) -> Schedules:
-    """The run's :class:`~ganlab.schedules.Schedules`: the learning rates, Adam's beta2 and each
-    penalty's weight, each set from its schedule at every generator step (a constant schedule sets
-    the configured value). A schedule without ``steps`` runs over the run's ``steps``."""
+def build_schedules(
+    objective_cfg: Any, objective: Objective, opt_G: torch.optim.Optimizer, opt_D: torch.optim.Optimizer, steps: int, ema: EMA | None = None,
+) -> Schedules:
+    """The run's :class:`~ganlab.schedules.Schedules`: the learning rates, Adam's beta2, each
+    penalty's weight and, with an ``objective.ema`` node, G_ema's half-life (``EMA/half_life``),
+    each set from its schedule at every generator step (a constant schedule sets the configured
+    value). A schedule without ``steps`` runs over the run's ``steps``."""
     o = plain(objective_cfg)
 
     def weight(penalty: Penalty) -> Callable[[float], None]:
@@ -123,6 +138,9 @@ def build_schedules(objective_cfg: Any, objective: Objective, opt_G: torch.optim
     for path, tag, start, node in _scalars(o, objective):
         set_value, is_lr = targets[tag]
         scheduled.append(Scheduled(tag, _schedule(path, start, node, steps), set_value, learning_rate=is_lr))
+    half_life = _ema_half_life(o, steps)
+    if half_life is not None and ema is not None:
+        scheduled.append(Scheduled("EMA/half_life", half_life, ema.set_half_life))
     return Schedules(scheduled)
 
 
@@ -133,3 +151,5 @@ def resolve_schedule_lengths(cfg: DictConfig) -> None:
     for path, _, _, node in _scalars(o, build_objective(o, "objective")):
         if node is not None and node.get("steps") is None and (node.get("shape", "constant") != "constant"):
             OmegaConf.update(cfg, f"{path}.steps", cfg.steps, merge=False)
+    if o.get("ema") is not None and o["ema"].get("steps") is None:
+        OmegaConf.update(cfg, "objective.ema.steps", cfg.steps, merge=False)

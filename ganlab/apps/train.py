@@ -117,8 +117,11 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
     objective = build_objective_from(cfg.objective)
     objective.attach(D)  # before D's optimizer: spectral norm re-registers D's weights
     opt_G, opt_D = build_optimizers_from(cfg.objective, G, D)
-    schedules = build_schedules(cfg.objective, objective, opt_G, opt_D, cfg.steps)
-    ema = EMA(G, cfg.ema_decay) if cfg.ema_decay > 0 else None
+    if cfg.objective.ema is not None and cfg.ema_decay > 0:
+        log.warning("ema_decay=%s is not used: objective %s schedules G_ema's half-life (objective.ema); pass objective.ema=null to use ema_decay",
+                    cfg.ema_decay, cfg.objective.name)
+    ema = EMA(G, cfg.ema_decay) if cfg.ema_decay > 0 or cfg.objective.ema is not None else None
+    schedules = build_schedules(cfg.objective, objective, opt_G, opt_D, cfg.steps, ema=ema)
     precision = Precision(resolve_precision(cfg.precision.value, device, fast.has_convolutions(D)), device)
     with observing(G, D):  # the metric classifier (trained or cached) and held-out draws leave the run as it was
         evaluator = build_evaluator(
