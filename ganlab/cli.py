@@ -13,6 +13,7 @@ COMMANDS = {
     "sample": ("ganlab.apps.sample", "write samples of a finished run: run=<run dir> n=<N> out=<file.npy|.npz|.png> seed=<int>"),
     "eval": ("ganlab.apps.eval", "recompute all metrics of a finished run: run=<run dir> [n=<samples>]"),
     "compare": ("ganlab.apps.compare", "compare groups of runs over seeds: <sweep or run dirs> [group_by=[objective]] [metric=<tag>]"),
+    "claims": ("ganlab.apps.claims", "measure the textbook claims, write report.md with verdicts: [claims=[1,2]] [mode=quick|full|gpu]"),
 }
 
 RERUN_FLAG = "--experimental-rerun"
@@ -79,6 +80,7 @@ examples:
   ganlab sample run=outputs/runs/<date>/<time> n=1000 out=samples.npy
   ganlab eval run=outputs/runs/<date>/<time>
   ganlab compare outputs/multirun/<date>/<time>  # IQM, intervals over seeds, P(A beats B), curves with bands
+  ganlab claims claims=[1,2] mode=quick          # the textbook claims, measured: report.md with verdicts
   tensorboard --logdir outputs
 """
 

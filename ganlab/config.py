@@ -264,6 +264,17 @@ class CompareConfig:
     out: str = MISSING
 
 
+@dataclass
+class ClaimsConfig:
+    claims: Any = "all"  # all, or claim numbers: claims=[1,2] (Any: one number or a list)
+    mode: str = "full"  # quick | full | gpu (ganlab.claims.base.MODES)
+    out: str = MISSING
+    n_jobs: Any = "auto"  # training jobs at once in a sweep; auto: one per core (CPU) or per GPU
+    device: str = "auto"  # the critic protocols' device: auto | cpu | cuda | cuda:N
+    seed: int = 0  # base seed of the critic protocols
+    rerun: bool = False  # measure claims again even where out holds their result at these settings
+
+
 MAX_DIRNAME = 200  # bytes (ganlab.filenames.name_size); file systems allow 255, the rest is headroom
 
 
@@ -374,6 +385,7 @@ def register_configs() -> None:
     cs.store(name="sample_schema", node=SampleConfig)
     cs.store(name="eval_schema", node=EvalConfig)
     cs.store(name="compare_schema", node=CompareConfig)
+    cs.store(name="claims_schema", node=ClaimsConfig)
     # Group schemas live at the root (not inside their group), so that `ganlab train --help`
     # lists only real options; an option file pulls its schema in with `/<name>@_here_`.
     cs.store(name="objective_schema", node=ObjectiveConfig)
