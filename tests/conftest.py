@@ -62,3 +62,8 @@ def classifier_cache(tmp_path_factory) -> Path:
 def workdir(tmp_path: Path) -> Path:
     """An empty directory to run the CLI in (its outputs/ land there)."""
     return tmp_path
+
+
+# The claims' shared quick toy sweep (tests/claims_support.py), run at most once per session. Imported
+# last: claims_support imports this module's helpers.
+from claims_support import quick_toy_sweep  # noqa: E402,F401

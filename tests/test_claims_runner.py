@@ -68,6 +68,7 @@ def test_an_unknown_claim_is_a_one_line_error():
 
 def test_jobs_in_counts_the_comma_lists():
     assert runner.jobs_in(Sweep("s", ("objective=js,wgan_gp", "seed=0,1,2", "steps=10", "objective.optimizer.betas=[0.5,0.9]"))) == 6
+    assert runner.jobs_in(Sweep("s", ("objective.optimizer.betas=[0.5,0.9],[0,0.9]", "seed=range(3)"))) == 6
 
 
 def fake_claim(measured: list) -> types.ModuleType:

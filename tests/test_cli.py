@@ -161,7 +161,7 @@ def test_help_cfg_and_info(workdir):
     assert bad.returncode == 2 and "unknown command 'trian'" in bad.stderr
     help_ = run_ganlab(["train", "--help"], cwd=workdir)
     assert help_.returncode == 0
-    for text in ("objective: dragan, js, lsgan, r1, r3gan, ragan, rsgan, spectral_norm, wgan_clip, wgan_gp, wgan_lp",
+    for text in ("objective: dragan, js, lsgan, numpy_ml, r1, r3gan, ragan, rsgan, spectral_norm, wgan_clip, wgan_gp, wgan_lp",
                  "objective/loss: hinge, js, least_squares, relativistic, wasserstein",
                  "objective/constraints: clip, dragan, gp, lp, r1, r2, sn", "dataset: cifar10, digits, fashion_mnist, gaussians25, gaussians8, imagefolder, mnist, stacked_mnist, swissroll", "ganlab train -m"):
         assert text in help_.stdout, help_.stdout

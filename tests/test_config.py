@@ -29,7 +29,7 @@ def options(group: str) -> list[str]:
 
 
 def test_every_group_has_options():
-    assert options("objective") == ["dragan", "js", "lsgan", "r1", "r3gan", "ragan", "rsgan", "spectral_norm", "wgan_clip", "wgan_gp", "wgan_lp"]
+    assert options("objective") == ["dragan", "js", "lsgan", "numpy_ml", "r1", "r3gan", "ragan", "rsgan", "spectral_norm", "wgan_clip", "wgan_gp", "wgan_lp"]
     assert options("dataset") == ["cifar10", "digits", "fashion_mnist", "gaussians25", "gaussians8", "imagefolder", "mnist", "stacked_mnist", "swissroll"]
     assert options("model") == ["dcgan", "mlp", "resnet"]
 

@@ -70,12 +70,14 @@ def needed_sweeps(modules: list[ModuleType], mode: str) -> list[Sweep]:
 
 
 def jobs_in(sweep: Sweep) -> int:
-    """How many runs a sweep has: the product of its comma lists' lengths (Hydra's basic sweeper)."""
+    """How many runs a sweep has: the product of its sweep overrides' lengths, as Hydra's basic
+    sweeper parses them (``a,b``, ``range(3)``, ``[0.5,0.9],[0,0.9]``: a sweep over lists)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     count = 1
-    for override in sweep.overrides:
-        value = override.split("=", 1)[1] if "=" in override else ""
-        if not value.startswith("[") and "," in value:
-            count *= len(value.split(","))
+    for override in OverridesParser.create().parse_overrides(list(sweep.overrides)):
+        if override.is_sweep_override():
+            count *= len(list(override.sweep_iterator()))
     return count
 
 
