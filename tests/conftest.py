@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -64,6 +63,8 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-# The claims' shared quick toy sweep (tests/claims_support.py), run at most once per session. Imported
-# last: claims_support imports this module's helpers.
-from claims_support import quick_toy_sweep  # noqa: E402,F401
+# The claims' shared quick toy sweep (tests/claims_support.py), a session fixture: defined here once, it runs
+# at most once per session. Imported last: claims_support imports this module's helpers.
+import claims_support  # noqa: E402
+
+quick_toy_sweep = claims_support.quick_toy_sweep

@@ -18,9 +18,6 @@ from ganlab.claims.base import Figure, Verdict, verdict_from
 from ganlab.compare.runs import FINISHED, Run
 from ganlab.compare.scalars import Series
 
-# claims_support as a plugin: its session fixture quick_toy_sweep runs the quick toy sweep once for every test file
-# that asks for it (a fixture imported into each module would run once per module).
-pytest_plugins = ("claims_support",)
 
 
 def test_interpolate_norms_of_a_linear_critic_are_the_norm_of_its_weights():

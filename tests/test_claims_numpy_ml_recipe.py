@@ -13,11 +13,9 @@ from ganlab.claims import numpy_ml_recipe as claim
 from ganlab.claims.base import Sweep, Verdict, verdict_from
 from ganlab.compare.runs import DIVERGED, FINISHED
 
-import claims_support
 from claims_support import quick_context, run_sweep_in_process
 from conftest import compose_train
 
-quick_toy_sweep = claims_support.quick_toy_sweep  # the session fixture, under its name in this module
 
 
 # ------------------------------------------------------------------------------------ the preset

@@ -125,3 +125,44 @@ def test_a_failing_sweep_names_its_log(tmp_path, monkeypatch):
     claim.sweeps = lambda mode: [Sweep("bad", ("objective=nosuch",))]
     with pytest.raises(ConfigError, match=r"sweep bad exited with status .*bad\.log"):
         runner.run_claims([claim], "quick", tmp_path, n_jobs=1, device="cpu", status=lambda line: None)
+
+
+def test_ganlab_claims_quick_runs_every_claim_end_to_end_and_resumes(tmp_path):
+    """The CI check of the whole machinery: ``ganlab claims mode=quick`` (every sweep as a real parallel
+    ``ganlab train -m``, every claim's protocol), then a second call that only rewrites the report."""
+    from ganlab.claims import claim_modules
+
+    from conftest import run_ganlab
+
+    out = tmp_path / "claims"
+    first = run_ganlab(["claims", "mode=quick", f"out={out}"], cwd=tmp_path, timeout=900)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert "claims held at mode=quick" in first.stdout and "not evidence" in first.stdout
+    modules = claim_modules()
+    for module in modules:
+        body = json.loads((out / runner.folder(module) / "result.json").read_text())
+        outcome = Outcome.from_json(body["outcome"])
+        assert body["mode"] == "quick" and outcome.figures and outcome.checks and outcome.commands, module.SLUG
+        for plot in outcome.plots:
+            assert (out / runner.folder(module) / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", (module.SLUG, plot)
+    text = (out / "report.md").read_text()
+    assert report.QUICK_WARNING in text and all(f"## {m.NUMBER}. {m.TITLE}" in text for m in modules)
+    assert text.count("ganlab train -m ") >= len(runner.needed_sweeps(modules, "quick"))
+
+    again = run_ganlab(["claims", "mode=quick", f"out={out}", "claims=[1,7]"], cwd=tmp_path, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "claim 1: measured before" in again.stdout and "sweep toy: its 16 runs are finished" in again.stdout
+    assert all(f"## {m.NUMBER}. " in (out / "report.md").read_text() for m in modules)  # the report keeps every claim
+
+
+@pytest.mark.parametrize("args, message", [
+    (["mode=fast"], "mode=fast is not allowed"), (["claims=[0]"], "there is no claim 0"),
+    (["claims=[a]"], "claims=['a'] is not allowed"), (["n_jobs=0"], "n_jobs=0 is not allowed"),
+])
+def test_bad_options_are_one_line_errors(args, message, tmp_path, monkeypatch, capsys):
+    from inprocess import ganlab_in_process
+
+    assert ganlab_in_process(["claims", *args, f"out={tmp_path / 'out'}"], tmp_path, monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "out").exists()  # nothing ran

@@ -18,9 +18,6 @@ from ganlab.claims.sweeps import seeds, toy
 from ganlab.compare.runs import find_runs
 from ganlab.models.mlp import build_mlp
 
-# claims_support as a plugin: its session fixture quick_toy_sweep runs the quick toy sweep once for every test file
-# that asks for it (a fixture imported into each module would run once per module).
-pytest_plugins = ("claims_support",)
 
 
 def test_fraction_at_bound_counts_entries_within_the_tolerance_of_c():
