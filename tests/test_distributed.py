@@ -1,4 +1,4 @@
-"""ganlab.train.distributed on the CPU with Gloo: two processes (torch.multiprocessing) whose
+"""ganlab.distributed on the CPU with Gloo: two processes (torch.multiprocessing) whose
 gradients, batch-norm outputs and statistics equal one process's with the whole batch."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from ganlab.train.distributed import SINGLE, DistributedBatchNorm, World, all_reduce_gradients, any_rank, sync_batch_norm, world_from_env
+from ganlab.distributed import SINGLE, DistributedBatchNorm, World, all_reduce_gradients, any_rank, batch_mean, batch_std, sync_batch_norm, world_from_env
 
 
 def free_port() -> int:
@@ -121,3 +121,22 @@ def test_sync_batch_norm_converts_every_batch_norm_and_keeps_its_state():
     x = torch.randn(5, 4)
     converted[1].eval()
     torch.testing.assert_close(converted[1](x), (x - 0.5) / torch.sqrt(torch.ones(4) + 1e-5) * converted[1].weight + converted[1].bias)
+
+
+def _batch_statistics(rank, world_size, x, out):
+    part = (x[:3] if rank == 0 else x[3:]).clone().requires_grad_()  # uneven shares: 3 and 5 samples
+    mean = batch_mean(part)
+    mean.backward()
+    torch.save({"mean": mean.detach(), "std": batch_std(part.detach()), "grad": part.grad}, f"{out}/{rank}.pt")
+
+
+def test_batch_mean_and_std_are_the_whole_batchs_over_the_ranks(tmp_path):
+    x = torch.randn(8, 2) * 2 + 1
+    spawn(_batch_statistics, x, str(tmp_path))
+    for rank in range(2):
+        got = torch.load(tmp_path / f"{rank}.pt")
+        torch.testing.assert_close(got["mean"], x.mean())
+        torch.testing.assert_close(got["std"], x.std(correction=0))
+        # d(sum of both ranks' means)/dx: each element counts 2 / 16, the gradient of the sum of the ranks' losses
+        torch.testing.assert_close(got["grad"], torch.full_like(got["grad"], 2 / x.numel()))
+    assert batch_mean(x) == x.mean() and batch_std(x) == x.std(correction=0)  # one process: the plain statistics

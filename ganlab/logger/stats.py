@@ -9,6 +9,7 @@ never once per step (StyleGAN's ``training_stats`` idea, reduced to what ganlab 
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 
 
 class Stats:
@@ -27,13 +28,20 @@ class Stats:
             self._sums[tag] = value if isinstance(value, torch.Tensor) else torch.tensor(float(value))
             self._counts[tag] = 1
 
-    def collect(self) -> dict[str, float]:
-        """The mean of each tag since the last collect, read in one transfer; then start afresh."""
+    def collect(self, world=None) -> dict[str, float]:
+        """The mean of each tag since the last collect, read in one transfer; then start afresh.
+
+        With a distributed ``world`` (:class:`ganlab.distributed.World`), each value is the
+        mean of the ranks' means (one all-reduce; every rank reports the same tags in the same order).
+        """
         if not self._sums:
             return {}
         tags = list(self._sums)
         device = next(iter(self._sums.values())).device
         means = torch.stack([self._sums[t].to(device) / self._counts[t] for t in tags])
+        if world is not None and world.distributed:
+            dist.all_reduce(means)
+            means /= world.size
         values = means.cpu().tolist()
         self._sums.clear()
         self._counts.clear()

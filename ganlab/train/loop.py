@@ -13,7 +13,7 @@ the speed (:mod:`ganlab.train.timing`), observing without changing the run
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import torch
 from torch import nn
@@ -24,6 +24,7 @@ from ganlab.objectives import Objective
 from ganlab.precision import Precision
 from ganlab.schedules import Schedules
 from ganlab.train.diagnostics import critic_diagnostics
+from ganlab.distributed import SINGLE, World, all_reduce_gradients, any_rank
 from ganlab.train.ema import EMA
 from ganlab.train.fast import compiled
 from ganlab.train.faults import FaultGuard, Faults
@@ -91,6 +92,8 @@ def train(
     faults: Faults = Faults(),
     compile: bool = False,
     schedules: Schedules | None = None,
+    world: World = SINGLE,
+    latents: Callable[[int], torch.Tensor] | None = None,
 ) -> dict[str, float]:
     """Train ``G`` against ``D`` from ``start_step`` to ``steps``; return the final metrics.
 
@@ -106,8 +109,15 @@ def train(
     ``schedules`` sets the scheduled scalars (learning rates, beta2, penalty weights) at the start
     of each generator step (:mod:`ganlab.schedules`); by default the learning rates stay as the
     optimizers have them.
+
+    On several processes (``world``, :mod:`ganlab.distributed`), ``batch_size`` is this rank's
+    share and ``data`` its own stream; the gradients are averaged over the ranks before every
+    optimizer step, the logged scalars are means over the ranks, and a stop seen by one rank stops
+    all at the same step. ``run`` is then rank 0's recorder on rank 0 and a follower elsewhere.
+    ``latents(n)`` draws G's input (default: ``torch.randn(n, G.z_dim)`` from the global stream).
     """
     device = precision.device
+    latents = latents or (lambda n: torch.randn(n, G.z_dim, device=device))
     stats = stats if stats is not None else Stats()
     checkpoint_every = checkpoint_every or steps
     metrics: dict[str, float] = {}
@@ -127,13 +137,14 @@ def train(
         D.requires_grad_(True)
         for i in range(objective.n_critic):
             real = data.sample(batch_size)
-            z = torch.randn(batch_size, G.z_dim, device=device)
+            z = latents(batch_size)
             with torch.no_grad(), precision.autocast():
                 fake = G_fast(z).to(real.dtype)
             critic_step = (step - 1) * objective.n_critic + i  # counts from 0; lazy penalties key on it
             loss_D = objective.critic_loss(D_fast, real, fake, precision, stats, critic_step)
             opt_D.zero_grad(set_to_none=True)
             precision.backward(loss_D)
+            all_reduce_gradients(D, world)  # the mean over the ranks: one process's step with the whole batch
             precision.unscale_(opt_D)
             stats.report("GradNorm/D", grad_norm(D))  # before any clipping
             precision.step(opt_D)  # skipped (and counted) if the scaled gradients overflowed
@@ -141,12 +152,13 @@ def train(
 
         # Generator: one step; the critic's parameters need no gradients here.
         D.requires_grad_(False)
-        z = torch.randn(batch_size, G.z_dim, device=device)
+        z = latents(batch_size)
         with precision.autocast():
             fake_G = G_fast(z)
         loss_G = objective.generator_loss(D_fast, fake_G.float(), precision, stats, real=real)  # real: the last critic batch, scored only by a loss that needs it
         opt_G.zero_grad(set_to_none=True)
         precision.backward(loss_G)
+        all_reduce_gradients(G, world)
         precision.unscale_(opt_G)
         stats.report("GradNorm/G", grad_norm(G))
         precision.step(opt_G)
@@ -159,7 +171,7 @@ def train(
             for tag, value in diagnostics.items():
                 stats.report(tag, value)
             guard.report(stats, G, D)
-            scalars = stats.collect()  # the one host-device sync of the interval
+            scalars = stats.collect(world)  # the one host-device sync of the interval (means over the ranks)
             bad = guard.problems(scalars)
             if bad:
                 step = guard.recover(step, bad)  # back to the last good checkpoint, or Diverged
@@ -180,7 +192,7 @@ def train(
             if _every(step, eval_every, steps):
                 with observing(G, D, G_shown):
                     metrics = run.evaluate(step, G_shown, D)
-            stopping = faults.should_stop()
+            stopping = any_rank(faults.should_stop(), world, device)  # every rank stops at the same step
             if _every(step, checkpoint_every, steps) or stopping:
                 guard.check_before_save(step, G, D)
                 with observing(G, D):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ganlab.distributed import batch_std
 from ganlab.errors import require
 from ganlab.objectives.constraints import Penalty, PenaltyConfig, Tensor
 from ganlab.objectives.gradients import input_gradient_norm, refuse_batch_norm, uncompiled
@@ -28,7 +29,7 @@ def perturbed_reals(real: Tensor, c: float, generator: torch.Generator | None = 
     ``generator``, or the global RNG when None (the training step's penalty); u is drawn first."""
     u = torch.rand(real.shape, device=real.device, dtype=real.dtype, generator=generator)
     alpha = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), device=real.device, dtype=real.dtype, generator=generator)
-    std = real.detach().std(correction=0)
+    std = batch_std(real.detach())  # the whole batch's, over every rank of a distributed run
     return real + alpha * (c * std * u)
 
 

@@ -29,6 +29,8 @@ One family with an ``average`` switch, not two loss YAMLs: the two forms share t
 the interface (the generator needs D(real)) and the paper; the switch reads like the JS loss's
 ``saturating``. The presets ``rsgan`` and ``ragan`` set it.
 
+In a distributed run the means are over the whole batch of every rank (:func:`ganlab.distributed.batch_mean`).
+
 The generator's loss depends on G only through D(fake): D(real) is a constant for G's
 parameters, so :class:`~ganlab.objectives.Objective` scores the real batch without a graph
 (``needs_real``).
@@ -40,6 +42,7 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
+from ganlab.distributed import batch_mean
 from ganlab.objectives.losses import Loss, LossConfig, Tensor
 
 
@@ -72,13 +75,13 @@ def relativistic_average_critic(real: Tensor, fake: Tensor) -> Tensor:
 
     ``real`` (n,) and ``fake`` (m,) need not pair: each side is compared with the other's mean.
     """
-    return (F.softplus(fake.mean() - real).mean() + F.softplus(fake - real.mean()).mean()) / 2
+    return (F.softplus(batch_mean(fake) - real).mean() + F.softplus(fake - batch_mean(real)).mean()) / 2
 
 
 def relativistic_average_generator(fake: Tensor, real: Tensor) -> Tensor:
     """The mean of E[softplus(D(real) - mean D(fake))] and E[softplus(-(D(fake) - mean D(real)))] (RaSGAN):
     the critic's targets swapped, so G also pushes the real samples' relative score down."""
-    return (F.softplus(real - fake.mean()).mean() + F.softplus(real.mean() - fake).mean()) / 2
+    return (F.softplus(real - batch_mean(fake)).mean() + F.softplus(batch_mean(real) - fake).mean()) / 2
 
 
 class Relativistic(Loss):

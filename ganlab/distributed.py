@@ -21,6 +21,9 @@ What else must stay identical on every rank:
   ``torch.distributed.nn.functional``;
 * spectral norm's power-iteration vectors: they are updated from the weights alone, which all ranks
   hold identically, so they stay identical without communication;
+* statistics of the whole batch inside a loss or penalty: the relativistic average loss's mean
+  scores and DRAGAN's batch standard deviation are taken over all ranks (:func:`batch_mean`,
+  :func:`batch_std`), as one process would take them over its whole batch;
 * decisions: whether to stop (a signal seen by one rank) is agreed with :func:`any_rank`.
 """
 
@@ -129,6 +132,32 @@ class _SumOverRanks(torch.autograd.Function):
         return total
 
 
+def _several_ranks() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def batch_mean(x: torch.Tensor) -> torch.Tensor:
+    """The mean of every element of ``x`` over the batches of all ranks (the plain mean on one
+    process), differentiable: what a loss that compares each sample with the batch's mean score
+    needs (RaSGAN). Ranks may hold batches of different sizes."""
+    if not _several_ranks():
+        return x.mean()
+    total = _SumOverRanks.apply(torch.stack([x.sum(), x.new_tensor(float(x.numel()))]))
+    return total[0] / total[1].detach()
+
+
+@torch.no_grad()
+def batch_std(x: torch.Tensor) -> torch.Tensor:
+    """The population standard deviation of every element of ``x`` over all ranks' batches (the
+    plain ``x.std(correction=0)`` on one process); no gradient (DRAGAN's perturbation scale)."""
+    if not _several_ranks():
+        return x.std(correction=0)
+    moments = torch.stack([x.sum(), (x * x).sum(), x.new_tensor(float(x.numel()))]).double()
+    dist.all_reduce(moments)
+    mean = moments[0] / moments[2]
+    return (moments[1] / moments[2] - mean * mean).clamp_min(0).sqrt().to(x.dtype)
+
+
 class DistributedBatchNorm(nn.modules.batchnorm._BatchNorm):
     """Batch norm over the whole batch of all ranks, on any device (for CPUs: Gloo).
 
@@ -147,7 +176,7 @@ class DistributedBatchNorm(nn.modules.batchnorm._BatchNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input_dim(x)
-        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        if not (self.training and _several_ranks()):
             return super().forward(x)
         dims = [0, *range(2, x.dim())]
         local = torch.cat([x.sum(dims), (x * x).sum(dims), x.new_full((1,), x.numel() / x.shape[1])])
