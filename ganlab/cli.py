@@ -119,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
+    if command == "train" and int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", 0)) or 0) > 0:
+        # A distributed run's ranks 1..N-1 (torchrun, SLURM tasks): Hydra resolves the run directory's
+        # ${now:...} on each rank (hydra #2070), so they write nothing of their own; rank 0 tells them
+        # its directory (ganlab.apps.train.shared_run_dir), and they log only warnings.
+        rest = [*rest, "hydra.output_subdir=null", "hydra.run.dir=.", "hydra/job_logging=none"]
     sys.argv = [f"ganlab {command}", *rest]  # Hydra parses sys.argv
     importlib.import_module(COMMANDS[command][0]).main()
     return 0

@@ -214,6 +214,7 @@ class TrainConfig:
     seed: int = 0
     steps: int = 5000  # generator steps
     batch_size: int = 256
+    sync_batch_norm: bool = True  # several processes (torchrun): batch norm over the whole batch of all ranks (ganlab.distributed)
     pack: int = 1  # PacGAN (Lin et al. 2018): the critic judges packs of this many samples (2 or 4 there); 1 = no packing
     log_every: int = 100  # scalars are read from the device once per interval
     sample_every: int = 1000  # critic map / sample images

@@ -115,6 +115,18 @@ def any_rank(flag: bool, world: World, device: torch.device | None = None) -> bo
     return bool(value.item())
 
 
+LOST_PEER_SIGNS = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "NCCL communicator was aborted")
+
+
+def lost_peer(err: BaseException) -> bool:
+    """Whether ``err`` (raised by a collective) says that another process of the run is gone: Gloo
+    raises a plain RuntimeError ("Connection closed by peer ... typically caused by a remote worker
+    crashing"), newer backends a ``torch.distributed.DistError``."""
+    dist_error = getattr(dist, "DistError", None)
+    return (dist_error is not None and isinstance(err, dist_error)) or (
+        isinstance(err, RuntimeError) and any(sign in str(err) for sign in LOST_PEER_SIGNS))
+
+
 class _SumOverRanks(torch.autograd.Function):
     """The sum of a tensor over all ranks, differentiable: the backward of a sum is the sum of the
     gradients (``torch.distributed.nn.functional.all_reduce`` did this; it is deprecated)."""

@@ -35,6 +35,7 @@ log = logging.getLogger("ganlab")
 EXIT_USAGE = 2  # the conventional exit status for bad input (argparse, Hydra overrides)
 EXIT_TRAINING_FAILED = 3  # training started but could not finish (non-finite losses, ...)
 EXIT_SWEEP_FAILED = 1  # a multirun in which at least one job failed
+EXIT_LOST_PEER = 5  # a process of a distributed run saw another one end (torchrun names it)
 FAILED_FILE = "failed.json"  # written into a multirun job's directory when the job failed
 
 T = TypeVar("T")

@@ -25,9 +25,11 @@ from ganlab.apps.parallel import share_machine
 from ganlab.apps.saved_config import check_saved_config
 from ganlab.checkpoint import load_checkpoint, resume_target
 from ganlab.config import TrainConfig, register_configs, validate_train
-from ganlab.errors import ConfigError, first_line, report_user_errors
+from ganlab.distributed import World, broadcast_module, lost_peer, sync_batch_norm, world_from_env
+from ganlab.errors import EXIT_LOST_PEER, ConfigError, TrainingFailed, first_line, report_user_errors
 from ganlab.logger.stats import Stats
 from ganlab.logger.console import ProgressDisplay, print_config, print_summary
+from ganlab.logger.ranks import Follower, MainRank
 from ganlab.logger.run import RunLogger, supersede_after
 from ganlab.logger.tensorboard import flatten_hparams
 from ganlab.metrics.evaluator import build_evaluator
@@ -39,7 +41,7 @@ from ganlab.train.faults import Faults
 from ganlab.train.loop import Interrupted, train
 from ganlab.train.observe import observing
 from ganlab.train.signals import EXIT_STATUS, StopOnSignal
-from ganlab.train.state import restore
+from ganlab.train.state import rank_state, restore
 
 register_configs()
 log = logging.getLogger("ganlab")
@@ -87,10 +89,52 @@ def resumed_config(saved: dict, composed: DictConfig, overrides: list[str]) -> D
     return cfg
 
 
+RANK_SEED_STRIDE = 1_000_003  # rank r > 0 of a distributed run draws its data and noise from seed + r * stride
+
+
+def join_world(cfg: DictConfig, multirun: bool) -> World:
+    """This process's place in a distributed run (torchrun, a SLURM job's tasks), its process group
+    joined; the single process otherwise (:mod:`ganlab.distributed`).
+
+    Raises:
+        ConfigError: a sweep under torchrun, or a batch that does not split evenly over the ranks.
+    """
+    world = world_from_env()
+    if not world.distributed:
+        return world
+    if multirun:
+        raise ConfigError("ganlab train -m under torchrun: torchrun trains one run on several processes; sweep distributed runs "
+                          "with the slurm launcher (hydra.launcher.tasks_per_node=N), or sweep single-process runs without torchrun")
+    share = cfg.batch_size // world.size
+    if cfg.batch_size % world.size or share % cfg.pack:
+        raise ConfigError(f"batch_size={cfg.batch_size} does not split over {world.size} processes"
+                          + (f" in packs of pack={cfg.pack}" if cfg.pack > 1 else "")
+                          + f": choose a multiple of {world.size * cfg.pack}")
+    import torch.distributed as dist
+
+    on_gpu = cfg.device != "cpu" and torch.cuda.is_available()
+    if on_gpu:
+        torch.cuda.set_device(world.local_rank)
+    dist.init_process_group("nccl" if on_gpu else "gloo", rank=world.rank, world_size=world.size)
+    return world
+
+
+def shared_run_dir(own: Path, world: World) -> Path:
+    """Rank 0's run directory, on every rank (the others' Hydra wrote nothing: ganlab.cli)."""
+    if not world.distributed:
+        return own
+    import torch.distributed as dist
+
+    box = [str(own) if world.is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return Path(box[0])
+
+
 def run_training(cfg: DictConfig) -> dict[str, float]:
     validate_train(cfg)
     hydra_cfg = HydraConfig.get()
-    run_dir = Path(hydra_cfg.runtime.output_dir)
+    world = join_world(cfg, hydra_cfg.mode == RunMode.MULTIRUN)
+    run_dir = shared_run_dir(Path(hydra_cfg.runtime.output_dir), world)
     cluster.continue_if_requeued(cfg, run_dir)  # a submitit job requeued into its directory continues there (resume=auto)
     checkpoint = resume_target(cfg.resume, run_dir) if cfg.resume else None
     saved = load_checkpoint(checkpoint) if checkpoint else None
@@ -101,18 +145,27 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
         saved_config = migrate_config(saved["config"], f"checkpoint {checkpoint}")
         cfg = resumed_config(saved_config, cfg, list(hydra_cfg.overrides.task))
         validate_train(cfg)
-        OmegaConf.save(cfg, run_dir / hydra_cfg.output_subdir / "config.yaml")  # what this process runs
+        if world.is_main:
+            OmegaConf.save(cfg, run_dir / hydra_cfg.output_subdir / "config.yaml")  # what this process runs
     else:
         resolve_schedule_lengths(cfg)  # kept in the checkpoint's config: a resume with other steps keeps the schedules
     device_name = share_machine(cfg.threads, cfg.device)  # torch threads; in a parallel sweep each job's share of the cores, and its own GPU
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     device = resolve_device(device_name)
-    print_config(OmegaConf.to_yaml(cfg))
+    if world.distributed and device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)  # one GPU per process
+    if world.is_main:
+        print_config(OmegaConf.to_yaml(cfg))
     seed_everything(cfg.seed)
     fast.configure(device)
 
-    data = build_data(cfg.dataset, device, cfg.seed)
+    data = build_data(cfg.dataset, device, cfg.seed + RANK_SEED_STRIDE * world.rank)  # each rank its own data stream
     G, D = build_networks(cfg.model, data.shape, device, pack=cfg.pack)
+    if world.distributed:
+        broadcast_module(G, world)  # every rank starts from rank 0's weights (the same seed builds them anyway)
+        broadcast_module(D, world)
+        if cfg.sync_batch_norm:
+            G, D = sync_batch_norm(G, device), sync_batch_norm(D, device)
     fast.prepare_networks(G, D, device)
     objective = build_objective_from(cfg.objective)
     objective.attach(D)  # before D's optimizer: spectral norm re-registers D's weights
@@ -123,22 +176,26 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
     ema = EMA(G, cfg.ema_decay) if cfg.ema_decay > 0 or cfg.objective.ema is not None else None
     schedules = build_schedules(cfg.objective, objective, opt_G, opt_D, cfg.steps, ema=ema)
     precision = Precision(resolve_precision(cfg.precision.value, device, fast.has_convolutions(D)), device)
-    with observing(G, D):  # the metric classifier (trained or cached) and held-out draws leave the run as it was
-        evaluator = build_evaluator(
-            data, G.z_dim, cfg.eval_samples, cfg.seed,
-            classifier_cache_dir=cfg.metrics.classifier_cache, inception_weights=cfg.metrics.inception_weights,
-            objective_name=cfg.objective.name,
-        )
+    evaluator = None
+    if world.is_main:  # the metrics use rank 0's samples
+        with observing(G, D):  # the metric classifier (trained or cached) and held-out draws leave the run as it was
+            evaluator = build_evaluator(
+                data, G.z_dim, cfg.eval_samples, cfg.seed,
+                classifier_cache_dir=cfg.metrics.classifier_cache, inception_weights=cfg.metrics.inception_weights,
+                objective_name=cfg.objective.name,
+            )
+    if world.rank > 0:
+        seed_everything(cfg.seed + RANK_SEED_STRIDE * world.rank)  # its own noise and penalty draws; rank 0 keeps a single process's
     stats = Stats()
     start_step = 0
     if saved is not None:
         try:
-            start_step = restore(saved, G, D, opt_G, opt_D, precision, ema, data, stats, schedules)
+            start_step = restore(rank_state(saved, world), G, D, opt_G, opt_D, precision, ema, data, stats, schedules)
         except (KeyError, RuntimeError, ValueError) as err:
             detail = " ".join(line.strip() for line in str(err).splitlines()[:3])
             raise ConfigError(f"resume={cfg.resume}: checkpoint {checkpoint} does not fit this run: {detail[:300]}") from err
         log.info("resuming %s from step %d (%s)", run_dir, start_step, checkpoint)
-        superseded = supersede_after(run_dir, start_step)
+        superseded = supersede_after(run_dir, start_step) if world.is_main else None
         if superseded is not None:
             folder, moved = superseded
             log.warning("the run directory holds records past step %d, where this run continues: they are moved to %s (%s), "
@@ -148,16 +205,23 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
         if trained_in and trained_in != precision.name:
             log.warning("this run trained in %s up to step %d and continues in %s (precision=%s on %s); pass precision=%s to keep %s",
                         trained_in, start_step, precision.name, cfg.precision.value, device.type, trained_in, trained_in)
-    write_run_info(run_dir / ("run_info.json" if not start_step else f"run_info_resume_{start_step}.json"), run_info(device, precision.name))
+    if world.is_main:
+        write_run_info(run_dir / ("run_info.json" if not start_step else f"run_info_resume_{start_step}.json"),
+                       {**run_info(device, precision.name), "processes": world.size})
 
     config = plain(cfg)
     metrics = None
-    with ProgressDisplay(cfg.steps, live=not multirun, start_step=start_step) as progress, StopOnSignal(cluster.stop_signals()) as stop:
-        run = RunLogger(
-            run_dir, evaluator, progress, checkpoint_meta={"config": config, "data_shape": list(data.shape), "precision": precision.name},
-            device=device, keep_checkpoints=cfg.keep_checkpoints, start_step=start_step,
-        )
-        run.start(flatten_hparams(config), choices=dict(hydra_cfg.runtime.choices), overrides=list(hydra_cfg.overrides.task))
+    with ProgressDisplay(cfg.steps, live=not multirun and world.is_main, start_step=start_step) as progress, StopOnSignal(cluster.stop_signals()) as stop:
+        if world.is_main:
+            run = RunLogger(
+                run_dir, evaluator, progress, checkpoint_meta={"config": config, "data_shape": list(data.shape), "precision": precision.name},
+                device=device, keep_checkpoints=cfg.keep_checkpoints, start_step=start_step,
+            )
+            run.start(flatten_hparams(config), choices=dict(hydra_cfg.runtime.choices), overrides=list(hydra_cfg.overrides.task))
+            if world.distributed:
+                run = MainRank(run, world)
+        else:
+            run = Follower(run_dir, device, world)
         faults = Faults(cfg.on_nonfinite.value, cfg.max_rollbacks, cfg.rollback_lr_factor, should_stop=stop)
         try:
             if start_step >= cfg.steps:  # e.g. a finished job of a sweep extended with resume=auto: its final metrics stay
@@ -168,16 +232,25 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
             else:
                 metrics = train(
                     G, D, objective, opt_G, opt_D, data, precision, run,
-                    steps=cfg.steps, batch_size=cfg.batch_size, log_every=cfg.log_every,
+                    steps=cfg.steps, batch_size=cfg.batch_size // world.size, log_every=cfg.log_every,
                     sample_every=cfg.sample_every, eval_every=cfg.eval_every, checkpoint_every=cfg.checkpoint_every,
                     ema=ema, stats=stats, start_step=start_step, faults=faults, compile=cfg.compile, schedules=schedules,
+                    world=world,
                 )
+        except RuntimeError as err:
+            if not (world.distributed and lost_peer(err)):
+                raise
+            raise TrainingFailed(f"rank {world.rank} of {world.size}: another process of this run ended ({first_line(str(err))[:160]}); "
+                                 f"torchrun names it; the last checkpoint is kept: resume with torchrun --nproc_per_node={world.size} "
+                                 f"... ganlab train resume={run_dir}", exit_status=EXIT_LOST_PEER) from None
         except Interrupted as err:
             cluster.hand_over(stop)  # a submitit job is requeued (submitit exits here) rather than ending the sweep
-            raise Interrupted(f"{stop.received.name}: {err}; resume with: ganlab train resume={run_dir}", EXIT_STATUS[stop.received]) from None
+            launcher = f"torchrun --nproc_per_node={world.size} $(which ganlab)" if world.distributed else "ganlab"
+            raise Interrupted(f"{stop.received.name}: {err}; resume with: {launcher} train resume={run_dir}", EXIT_STATUS[stop.received]) from None
         finally:
             run.finish(metrics)
-    print_summary(metrics, run_dir)
+    if world.is_main:
+        print_summary(metrics, run_dir)
     return metrics
 
 

@@ -5,6 +5,11 @@ function of the step).
 
 ``capture`` returns plain data (tensors, numbers, strings, lists, dicts) so that the checkpoint
 loads with ``torch.load(weights_only=True)``; ``restore`` puts it back and returns the step.
+
+A run on several processes (:mod:`ganlab.distributed`) writes one checkpoint: rank 0's state, whose
+networks, optimizers, scaler, EMA and schedules every rank holds identically, plus under ``ranks``
+each rank's own streams and unfinished interval (:data:`RANK_KEYS`): :func:`gather_ranks` collects
+them on rank 0, :func:`rank_state` gives each rank back its own.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ganlab.distributed import World
 from ganlab.logger.stats import Stats
 from ganlab.precision import Precision
 from ganlab.schedules import Schedules
@@ -102,3 +108,40 @@ def restore(
         schedules.load_state_dict(state.get("schedules") or {"lr_scale": 1.0})  # absent in checkpoints older than schedules
     set_rng_state(state["rng"])
     return int(state["step"])
+
+
+RANK_KEYS = ("stats", "data_rng", "data_stream", "rng")  # what differs between the ranks of one run
+
+
+def gather_ranks(state: dict[str, Any], world: World) -> dict[str, Any] | None:
+    """On every rank (a collective): rank 0 gets ``state`` with every rank's :data:`RANK_KEYS` under
+    ``ranks`` (a list in rank order) and ``world_size``; the other ranks get None."""
+    if not world.distributed:
+        return state
+    import torch.distributed as dist
+
+    own = {key: state[key] for key in RANK_KEYS}
+    gathered: list[Any] | None = [None] * world.size if world.is_main else None
+    dist.gather_object(own, gathered, dst=0)
+    if not world.is_main:
+        return None
+    return {**state, "ranks": gathered, "world_size": world.size}
+
+
+def rank_state(state: dict[str, Any], world: World) -> dict[str, Any]:
+    """The state that this rank restores from a checkpoint: its own :data:`RANK_KEYS` in place of
+    rank 0's.
+
+    Raises:
+        ValueError: the checkpoint was written by another number of processes (its streams are
+            one per rank: a bit-exact continuation needs as many).
+    """
+    written_by = int(state.get("world_size", 1))
+    if written_by != world.size:
+        raise ValueError(f"it was written by {written_by} process{'es' if written_by > 1 else ''} and this run has {world.size}: "
+                         f"resume it with {written_by} (torchrun --nproc_per_node={written_by})" if written_by > 1 else
+                         f"it was written by 1 process and this run has {world.size}: resume it without torchrun")
+    if not world.distributed:
+        return state
+    return {**state, **state["ranks"][world.rank]}
+
