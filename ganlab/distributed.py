@@ -191,7 +191,8 @@ class DistributedBatchNorm(nn.modules.batchnorm._BatchNorm):
         if not (self.training and _several_ranks()):
             return super().forward(x)
         dims = [0, *range(2, x.dim())]
-        local = torch.cat([x.sum(dims), (x * x).sum(dims), x.new_full((1,), x.numel() / x.shape[1])])
+        x32 = x.float()  # the statistics in float32 under bf16/fp16 autocast, as the running buffers are
+        local = torch.cat([x32.sum(dims), (x32 * x32).sum(dims), x32.new_full((1,), x.numel() / x.shape[1])])
         total = _SumOverRanks.apply(local)
         c = x.shape[1]
         count = total[2 * c]
@@ -204,10 +205,10 @@ class DistributedBatchNorm(nn.modules.batchnorm._BatchNorm):
                 self.running_mean.lerp_(mean.detach(), momentum)
                 self.running_var.lerp_(var.detach() * count / (count - 1), momentum)
         shape = [1, c] + [1] * (x.dim() - 2)
-        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        y = (x32 - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
-        return y
+        return y.to(x.dtype)
 
 
 def sync_batch_norm(module: nn.Module, device: torch.device) -> nn.Module:

@@ -111,6 +111,25 @@ def test_distributed_batch_norm_on_halves_equals_batch_norm_on_the_whole(tmp_pat
         torch.testing.assert_close(got["db"], bn.bias.grad, rtol=1e-4, atol=1e-6)
 
 
+def _batch_norm_in_bf16(rank, world_size, x, out):
+    bn = DistributedBatchNorm(3)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = bn(x[rank * 3:(rank + 1) * 3].to(torch.bfloat16))
+    torch.save({"y": y, "running_mean": bn.running_mean}, f"{out}/{rank}.pt")
+
+
+def test_distributed_batch_norm_under_bf16_autocast_keeps_float32_statistics(tmp_path):
+    x = torch.randn(6, 3, 2, 2) + 2
+    spawn(_batch_norm_in_bf16, x, str(tmp_path))
+    bn = nn.BatchNorm2d(3)
+    expected = bn(x.to(torch.bfloat16).float())
+    for rank in range(2):
+        got = torch.load(tmp_path / f"{rank}.pt")
+        assert got["y"].dtype == torch.bfloat16 and got["running_mean"].dtype == torch.float32
+        torch.testing.assert_close(got["y"].float(), expected[rank * 3:(rank + 1) * 3], rtol=2e-2, atol=2e-2)
+        torch.testing.assert_close(got["running_mean"], bn.running_mean, rtol=1e-5, atol=1e-6)
+
+
 def test_sync_batch_norm_converts_every_batch_norm_and_keeps_its_state():
     net = nn.Sequential(nn.Linear(2, 4), nn.BatchNorm1d(4), nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2)))
     with torch.no_grad():
