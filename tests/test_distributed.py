@@ -159,3 +159,35 @@ def test_batch_mean_and_std_are_the_whole_batchs_over_the_ranks(tmp_path):
         # d(sum of both ranks' means)/dx: each element counts 2 / 16, the gradient of the sum of the ranks' losses
         torch.testing.assert_close(got["grad"], torch.full_like(got["grad"], 2 / x.numel()))
     assert batch_mean(x) == x.mean() and batch_std(x) == x.std(correction=0)  # one process: the plain statistics
+
+
+def test_a_slurm_jobs_tasks_find_their_master_through_submitit(monkeypatch):
+    from ganlab.apps.train import export_slurm_master
+
+    for key in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(key, raising=False)
+    slurm = dict(SUBMITIT_EXECUTOR="slurm", SLURM_JOB_ID="4242", SLURM_JOB_NODELIST="node[07-08]", SLURM_JOB_NUM_NODES="2",
+                 SLURM_NODEID="1", SLURM_PROCID="5", SLURM_NTASKS="8", SLURM_LOCALID="1")
+    for key, value in slurm.items():
+        monkeypatch.setenv(key, value)
+    assert world_from_env() == World(5, 8, 1)
+    export_slurm_master()
+    assert (os.environ["MASTER_ADDR"], os.environ["RANK"], os.environ["WORLD_SIZE"], os.environ["LOCAL_RANK"]) == ("node07", "5", "8", "1")
+    assert 20000 <= int(os.environ["MASTER_PORT"]) <= 60000  # drawn from the job id: the same on every task
+
+
+@pytest.mark.parametrize("overrides, multirun, message", [
+    (["batch_size=30"], False, "batch_size=30 does not split over 4 processes: choose a multiple of 4"),
+    (["batch_size=32", "pack=4"], False, "batch_size=32 does not split over 4 processes in packs of pack=4: choose a multiple of 16"),
+    ([], True, "ganlab train -m under torchrun"),
+])
+def test_a_run_that_cannot_be_distributed_is_a_one_line_error(overrides, multirun, message, monkeypatch):
+    from ganlab.apps.train import join_world
+    from ganlab.errors import ConfigError
+
+    from conftest import compose_train
+
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("RANK", "0")
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        join_world(compose_train(overrides), multirun)

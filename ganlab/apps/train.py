@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import random
 from pathlib import Path
 
@@ -112,11 +113,36 @@ def join_world(cfg: DictConfig, multirun: bool) -> World:
                           + f": choose a multiple of {world.size * cfg.pack}")
     import torch.distributed as dist
 
+    if "MASTER_ADDR" not in os.environ:  # the tasks of a SLURM job (submitit): the first node is the master
+        export_slurm_master()
+    if world.rank > 0:
+        logging.getLogger("ganlab").setLevel(logging.WARNING)  # rank 0 reports; the others only what goes wrong
     on_gpu = cfg.device != "cpu" and torch.cuda.is_available()
     if on_gpu:
         torch.cuda.set_device(world.local_rank)
     dist.init_process_group("nccl" if on_gpu else "gloo", rank=world.rank, world_size=world.size)
     return world
+
+
+def export_slurm_master() -> None:
+    """Set torch.distributed's ``MASTER_ADDR``, ``MASTER_PORT``, ``RANK``, ``WORLD_SIZE`` and
+    ``LOCAL_RANK`` from SLURM's environment with submitit's own helper (the first node of the job, a
+    port drawn from the job id), as a SLURM job with several tasks needs (hydra/launcher=slurm with
+    ``tasks_per_node`` > 1).
+
+    Raises:
+        ConfigError: submitit is not installed, or the environment is not a SLURM job's.
+    """
+    try:
+        from submitit.helpers import TorchDistributedEnvironment
+    except ImportError as err:
+        raise ConfigError("several SLURM tasks train one run through submitit's environment, which is not installed: "
+                          "pip install 'ganlab[sweeps]' (or start the processes with torchrun, which sets MASTER_ADDR)") from err
+    try:
+        TorchDistributedEnvironment().export(set_cuda_visible_devices=False)  # each process takes cuda:<local rank>
+    except (KeyError, RuntimeError, ValueError) as err:
+        raise ConfigError(f"SLURM_NTASKS > 1 but not a SLURM job's environment ({first_line(str(err))}): "
+                          "start the processes with torchrun or srun") from err
 
 
 def shared_run_dir(own: Path, world: World) -> Path:
