@@ -17,6 +17,10 @@
 #                read from the run's TensorBoard events). Figures: steps/s, the final metrics,
 #                the skipped steps and the loss scale. 500 steps are too few to judge quality, so the
 #                metrics are shown side by side, not judged.
+#   train-distributed
+#                the same run (bf16) as ONE run on every GPU of the machine: torchrun --nproc_per_node=<GPUs>
+#                $(which ganlab) train, NCCL (a 1-process NCCL group on a 1-GPU machine), judged as above
+#                (a dry run: 2 processes on the CPU with Gloo)
 # The exit status is 1 if any check failed, 2 for a bad option. The judging and the figures are in
 # scripts/gpu_check.py. Each check has a time limit, and all of them together 8 minutes (9 in a dry
 # run): a check that hangs fails, and the checks after it still run.
@@ -92,6 +96,7 @@ if [ "$dry_run" = 1 ]; then
     bench_size=(--device cpu --threads 1 --seconds 0.05 --rounds 1 --warmup 1 --split-repeats 1
                 --set model.width=4 --set batch_size=4 --set dataset.resolution=32 --set objective.n_critic=1)
     steps=4 train_size=(log_every=2 sample_every=4 eval_every=4 checkpoint_every=4 eval_samples=200 model.width=8 batch_size=16 threads=1)
+    per_process_batch=8
 else
     if ! "$python" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
         echo "gpu_check: no CUDA device here ($python, torch $("$python" -c 'import torch; print(torch.__version__)' 2>/dev/null || echo 'not importable')): nothing to check."
@@ -103,6 +108,7 @@ else
     objectives=js,wgan_gp,spectral_norm precisions=fp32,bf16,fp16  # 18 cases, about 8 s each
     bench_size=(--seconds 1.5 --rounds 3 --warmup 3 --split-repeats 3)
     steps=500 train_size=(log_every=50 sample_every=500 eval_every=500 checkpoint_every=500)
+    per_process_batch=64  # experiment=digits_dcgan's batch on each GPU
 fi
 echo "gpu_check: $( [ "$dry_run" = 1 ] && echo "dry run on the CPU" || "$python" -c 'import torch; print(torch.cuda.get_device_name(0))'), logs in $out"
 
@@ -117,20 +123,20 @@ judge() {  # judge SUBCOMMAND ARGS...: scripts/gpu_check.py prints the figures a
     "$python" scripts/gpu_check.py "$@" ${dry[@]+"${dry[@]}"} || failed=$((failed + 1))
 }
 
-echo "== 1/3 the CUDA tests: pytest -m cuda"
+echo "== 1/4 the CUDA tests: pytest -m cuda"
 start=$SECONDS
 limit 150 "$python" -m pytest -q -m cuda -p no:cacheprovider --junitxml "$out/cuda_tests.xml" >"$out/cuda_tests.log" 2>&1
 rc=$?
 judge tests "$out/cuda_tests.xml" --rc $rc --seconds $((SECONDS - start)) --log "$out/cuda_tests.log"
 
 bench=(--cases dcgan64,resnet32 --objectives $objectives --precisions $precisions)  # bench_train.py's CUDA cases
-echo "== 2/3 the GPU benchmark cases, short: scripts/bench_train.py ${bench[*]} ${bench_size[*]}"
+echo "== 2/4 the GPU benchmark cases, short: scripts/bench_train.py ${bench[*]} ${bench_size[*]}"
 start=$SECONDS
 limit 240 "$python" scripts/bench_train.py "${bench[@]}" "${bench_size[@]}" >"$out/bench.log" 2>&1
 rc=$?
 judge bench "$out/bench.log" --rc $rc --seconds $((SECONDS - start)) --log "$out/bench.log" "${bench[@]}"
 
-echo "== 3/3 WGAN-GP DCGAN on the digits, $steps steps, in fp32, bf16 and fp16"
+echo "== 3/4 WGAN-GP DCGAN on the digits, $steps steps, in fp32, bf16 and fp16"
 for check in fp32 bf16 fp16; do
     precision=$check
     if [ "$dry_run" = 1 ] && [ "$check" = fp16 ]; then
@@ -145,6 +151,17 @@ for check in fp32 bf16 fp16; do
     judge train "$run_dir" --rc $rc --seconds $((SECONDS - start)) --log "$out/train-$check.log" \
         --check "train-$check" --precision $precision --steps $steps
 done
+
+if [ "$dry_run" = 1 ]; then nproc=2; else nproc=$("$python" -c 'import torch; print(torch.cuda.device_count())'); fi
+echo "== 4/4 one run on $nproc process(es), one per GPU: torchrun --nproc_per_node=$nproc \$(which ganlab) train ($( [ "$dry_run" = 1 ] && echo Gloo || echo NCCL))"
+run_dir="$out/train-distributed"
+start=$SECONDS
+limit 150 "$python" -m torch.distributed.run --nproc_per_node="$nproc" --master_port=$((29500 + RANDOM % 1000)) -m ganlab train \
+    experiment=digits_dcgan objective=wgan_gp precision=bf16 device=$device steps=$steps "${train_size[@]}" batch_size=$((per_process_batch * nproc)) \
+    hydra.run.dir="$run_dir" metrics.classifier_cache="$classifier_cache" >"$out/train-distributed.log" 2>&1
+rc=$?
+judge train "$run_dir" --rc $rc --seconds $((SECONDS - start)) --log "$out/train-distributed.log" \
+    --check train-distributed --precision bf16 --steps $steps
 
 echo "== gpu_check: $((checks - failed)) of $checks checks passed$( [ "$dry_run" = 1 ] && echo " (dry run on the CPU)"), logs in $out"
 [ "$failed" = 0 ]

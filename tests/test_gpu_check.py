@@ -22,7 +22,7 @@ from ganlab.precision import Precision
 from ganlab.train.loop import train
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
-CHECKS = ["cuda-tests", "bench", "train-fp32", "train-bf16", "train-fp16"]
+CHECKS = ["cuda-tests", "bench", "train-fp32", "train-bf16", "train-fp16", "train-distributed"]
 
 
 def load_gpu_check():
@@ -44,7 +44,7 @@ def test_dry_run_passes_every_check_on_the_cpu(tmp_path, classifier_cache):
     verdicts = re.findall(r"^(PASS|FAIL) (\S+):", result.stdout, re.MULTILINE)
     assert verdicts == [("PASS", check) for check in CHECKS], result.stdout + result.stderr[-3000:]
     assert result.returncode == 0
-    assert "5 of 5 checks passed (dry run on the CPU)" in result.stdout
+    assert "6 of 6 checks passed (dry run on the CPU)" in result.stdout
     # The CUDA tests that pytest -m cuda selects (and the CPU skips): the ones the GPU check exists for.
     selected = set(re.findall(r'testcase classname="[^"]+" name="([^"]+)"', (tmp_path / "cuda_tests.xml").read_text()))
     assert {"test_cuda_storage", "test_cuda_steps_have_no_host_sync[bf16]", "test_cuda_steps_have_no_host_sync[fp16]"} <= selected

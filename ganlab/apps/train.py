@@ -101,7 +101,8 @@ def join_world(cfg: DictConfig, multirun: bool) -> World:
         ConfigError: a sweep under torchrun, or a batch that does not split evenly over the ranks.
     """
     world = world_from_env()
-    if not world.distributed:
+    launched = "WORLD_SIZE" in os.environ  # torchrun, even with one process: its group is joined (NCCL or Gloo checked)
+    if not (world.distributed or launched):
         return world
     if multirun:
         raise ConfigError("ganlab train -m under torchrun: torchrun trains one run on several processes; sweep distributed runs "
