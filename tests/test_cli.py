@@ -100,7 +100,7 @@ def test_sample_writes_points_from_a_run(workdir):
     assert again.returncode == 0
     np.testing.assert_array_equal(points, np.load(workdir / "pts2.npy"))
     other = run_ganlab(["sample", f"run={run_dir}", "n=300", "out=pts3.npy", "seed=6"], cwd=workdir)
-    assert not np.array_equal(points, np.load(workdir / "pts3.npy"))
+    assert other.returncode == 0 and not np.array_equal(points, np.load(workdir / "pts3.npy"))
 
 
 def test_sample_refuses_missing_and_mismatched_runs(workdir):
