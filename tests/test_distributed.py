@@ -164,8 +164,9 @@ def test_batch_mean_and_std_are_the_whole_batchs_over_the_ranks(tmp_path):
 def test_a_slurm_jobs_tasks_find_their_master_through_submitit(monkeypatch):
     from ganlab.apps.train import export_slurm_master
 
-    for key in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK"):
-        monkeypatch.delenv(key, raising=False)
+    for key in ("MASTER_ADDR", "MASTER_PORT", "RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "CUDA_VISIBLE_DEVICES"):
+        monkeypatch.setenv(key, "")  # recorded, so that what submitit's export writes into os.environ is undone after the test
+        monkeypatch.delenv(key)
     slurm = dict(SUBMITIT_EXECUTOR="slurm", SLURM_JOB_ID="4242", SLURM_JOB_NODELIST="node[07-08]", SLURM_JOB_NUM_NODES="2",
                  SLURM_NODEID="1", SLURM_PROCID="5", SLURM_NTASKS="8", SLURM_LOCALID="1")
     for key, value in slurm.items():
