@@ -179,7 +179,7 @@ def test_a_slurm_jobs_tasks_find_their_master_through_submitit(monkeypatch):
 
 @pytest.mark.parametrize("overrides, multirun, message", [
     (["batch_size=30"], False, "batch_size=30 does not split over 4 processes: choose a multiple of 4"),
-    (["batch_size=32", "pack=4"], False, "batch_size=32 does not split over 4 processes in packs of pack=4: choose a multiple of 16"),
+    (["batch_size=24", "pack=4"], False, "batch_size=24 does not split over 4 processes in packs of pack=4: choose a multiple of 16"),
     ([], True, "ganlab train -m under torchrun"),
 ])
 def test_a_run_that_cannot_be_distributed_is_a_one_line_error(overrides, multirun, message, monkeypatch):
