@@ -9,7 +9,6 @@ so claims run one by one (``claims=[1]``, then ``claims=[2]``) end in one report
 from __future__ import annotations
 
 import json
-import os
 import platform
 from pathlib import Path
 from types import ModuleType
@@ -17,6 +16,7 @@ from types import ModuleType
 import torch
 
 import ganlab
+from ganlab.apps.parallel import available_cores
 from ganlab.claims.base import Outcome
 from ganlab.claims.runner import RESULT_FILE, folder
 from ganlab.runinfo import git_commit
@@ -28,7 +28,7 @@ QUICK_WARNING = ("**Quick mode**: this checks the machinery end to end at a tiny
 def machine() -> str:
     """One line: the CPU or GPU, cores, torch and ganlab versions."""
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"{platform.processor() or platform.machine()} CPU"
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = available_cores()
     commit = git_commit()
     return f"{device}, {cores} cores, torch {torch.__version__}, ganlab {ganlab.__version__}" + (f" ({commit[:7]})" if commit else "")
 
