@@ -64,6 +64,13 @@ def directory_arguments(args: list[str]) -> list[str]:
     return [f"runs=[{','.join(escape_special_characters(d) for d in directories)}]", *options]
 
 
+def _rank() -> int:
+    """This process's rank in a distributed run (0 outside one): ganlab.distributed.world_from_env."""
+    from ganlab.distributed import world_from_env  # imports torch: only for ganlab train
+
+    return world_from_env().rank
+
+
 USAGE = f"""usage: ganlab <command> [key=value ...] [hydra flags]
 
 ganlab {ganlab.__version__}: train the classic GAN objectives side by side and compare them in TensorBoard.
@@ -119,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-    if command == "train" and int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", 0)) or 0) > 0:
+    if command == "train" and _rank() > 0:
         # A distributed run's ranks 1..N-1 (torchrun, SLURM tasks): Hydra resolves the run directory's
         # ${now:...} on each rank (hydra #2070), so they write nothing of their own; rank 0 tells them
         # its directory (ganlab.apps.train.shared_run_dir), and they log only warnings.
