@@ -11,12 +11,18 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+
+import ganlab.apps.train as train_app
 
 from ganlab.checkpoint import latest_checkpoint, load_checkpoint
 from ganlab.compare.scalars import event_files
+from ganlab.distributed import World
 
 from conftest import ganlab_command
 from test_distributed import free_port
@@ -75,15 +81,16 @@ def start(args: list[str], cwd: Path) -> tuple[subprocess.Popen, Path]:
     return process, log
 
 
-def wait_for_training(run_dir: Path, process: subprocess.Popen, timeout: float = 120) -> None:
-    """Until rank 0 has logged its first scalars (the events file exists and has grown)."""
+def wait_for_training(run_dir: Path, process: subprocess.Popen, timeout: float = 120, size: int = 2000) -> None:
+    """Until rank 0's events file has grown past ``size`` bytes (2000: its first scalars; 0: it
+    exists, so the ranks have joined, and rank 1 may still be setting up)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         files = event_files(run_dir) if run_dir.is_dir() else []
-        if files and files[0].stat().st_size > 2000:
+        if files and files[0].stat().st_size > size:
             return
         assert process.poll() is None, "torchrun ended before training"
-        time.sleep(0.5)
+        time.sleep(0.02)
     pytest.fail("training did not start")
 
 
@@ -98,8 +105,11 @@ def worker_of_rank(process: subprocess.Popen, rank: int) -> int:
 
 
 def test_sigterm_to_torchrun_stops_both_ranks_at_one_step_with_one_checkpoint(tmp_path):
+    # The signal comes as soon as rank 0 writes its events file: rank 1 may still be building its
+    # networks and optimizers (it died of the SIGTERM there, leaving rank 0 a lost peer, until every
+    # rank took the stop signals from the moment it joined the process group).
     process, log = start(["train", "steps=100000", *TINY, "checkpoint_every=100000", "log_every=5", f"hydra.run.dir={tmp_path / 'run'}"], tmp_path)
-    wait_for_training(tmp_path / "run", process)
+    wait_for_training(tmp_path / "run", process, size=0)
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=60)
     text = log.read_text()
@@ -120,3 +130,25 @@ def test_a_killed_rank_ends_the_run_within_seconds_with_a_clear_message(tmp_path
     text = log.read_text()
     assert "another process of this run ended" in text or "Signal 9 (SIGKILL)" in text, text[-3000:]
     assert "Root Cause" in text and "exitcode  : -9" in text  # torchrun names the rank that died
+
+
+@pytest.mark.parametrize("world", [World(rank=1, size=2), World()], ids=["rank 1 of 2", "one process"])
+def test_a_rank_takes_the_stop_signals_from_the_moment_it_joins(monkeypatch, world):
+    """A distributed rank handles SIGTERM while it still sets up (its networks, optimizers, metrics),
+    so torchrun's SIGTERM then stops every rank after a step rather than killing one of them and
+    leaving the others a lost peer; one process keeps Python's handlers until it trains."""
+    seen = {}
+
+    def setting_up(cfg, hydra_cfg, joined, stop):
+        seen["handler"] = signal.getsignal(signal.SIGTERM)
+        seen["stop"] = stop
+        return {}
+
+    monkeypatch.setattr(train_app, "validate_train", lambda cfg: None)
+    monkeypatch.setattr(train_app.HydraConfig, "get", staticmethod(lambda: SimpleNamespace(mode=RunMode.RUN)))
+    monkeypatch.setattr(train_app, "join_world", lambda cfg, multirun: world)
+    monkeypatch.setattr(train_app, "_train_run", setting_up)
+    before = signal.getsignal(signal.SIGTERM)
+    train_app.run_training(OmegaConf.create({}))
+    assert (seen["handler"] == seen["stop"]._handle) is world.distributed
+    assert signal.getsignal(signal.SIGTERM) == before  # put back after the run

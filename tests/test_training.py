@@ -168,3 +168,16 @@ def test_second_sigint_quits_at_once():
         with pytest.raises(KeyboardInterrupt):
             signal.raise_signal(signal.SIGINT)
     assert signal.getsignal(signal.SIGINT) is before  # pytest's own handler is back
+
+
+def test_a_stop_on_signal_entered_again_keeps_its_handlers_until_the_outer_block_ends():
+    """A distributed run enters its StopOnSignal when it joins and again around the training loop:
+    the inner block's end must not put Python's handlers back while the outer one is in force."""
+    before = signal.getsignal(signal.SIGTERM)
+    with StopOnSignal() as stop:
+        with stop:
+            assert signal.getsignal(signal.SIGTERM) == stop._handle
+        assert signal.getsignal(signal.SIGTERM) == stop._handle and stop.previous[signal.SIGTERM] is before
+        signal.raise_signal(signal.SIGTERM)
+        assert stop.received == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) is before

@@ -9,7 +9,9 @@ import copy
 import logging
 import os
 import random
+from contextlib import nullcontext
 from pathlib import Path
+from typing import Any
 
 import hydra
 import numpy as np
@@ -161,6 +163,17 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
     validate_train(cfg)
     hydra_cfg = HydraConfig.get()
     world = join_world(cfg, hydra_cfg.mode == RunMode.MULTIRUN)
+    stop = StopOnSignal(cluster.stop_signals())
+    # Every rank of a distributed run takes the stop signals from here on, not only once it trains:
+    # torchrun passes SIGTERM to all ranks at once, and one that died of it while it was still setting
+    # up would leave the others a lost peer; now they all stop after their first step, with a checkpoint.
+    with stop if world.distributed else nullcontext():
+        return _train_run(cfg, hydra_cfg, world, stop)
+
+
+def _train_run(cfg: DictConfig, hydra_cfg: Any, world: World, stop: StopOnSignal) -> dict[str, float]:
+    """The run of :func:`run_training` once its process has joined ``world``; ``stop`` is in force
+    while it trains."""
     run_dir = shared_run_dir(Path(hydra_cfg.runtime.output_dir), world)
     cluster.continue_if_requeued(cfg, run_dir)  # a submitit job requeued into its directory continues there (resume=auto)
     checkpoint = resume_target(cfg.resume, run_dir) if cfg.resume else None
@@ -238,7 +251,7 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
 
     config = plain(cfg)
     metrics = None
-    with ProgressDisplay(cfg.steps, live=not multirun and world.is_main, start_step=start_step) as progress, StopOnSignal(cluster.stop_signals()) as stop:
+    with ProgressDisplay(cfg.steps, live=not multirun and world.is_main, start_step=start_step) as progress, stop:
         if world.is_main:
             run = RunLogger(
                 run_dir, evaluator, progress, checkpoint_meta={"config": config, "data_shape": list(data.shape), "precision": precision.name},

@@ -3,6 +3,10 @@
 The first signal only sets a flag, which the training loop reads after each step (a Python bool,
 no device sync): it then writes a checkpoint and stops with a message saying how to resume. A
 second SIGINT restores Python's default behaviour, so pressing Ctrl-C again quits at once.
+
+A :class:`StopOnSignal` can be entered again while it is in force (a distributed run takes the
+signals from the moment it joins its process group, and the training loop's ``with`` then keeps
+them): only the outermost ``with`` installs the handlers and puts the earlier ones back.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ class StopOnSignal:
         self.signals = tuple(signals)  # a submitit job adds its requeue signal (ganlab.apps.cluster)
         self.received: signal.Signals | None = None
         self.previous: dict[signal.Signals, object] = {}  # the handlers these replaced, put back on exit (ganlab.apps.cluster hands over to submitit's)
+        self.depth = 0  # how many ``with`` blocks of this one are open
 
     def __call__(self) -> bool:
         """True once a stop was requested."""
@@ -34,11 +39,14 @@ class StopOnSignal:
         log.warning("%s received: stopping after this step and writing a checkpoint (Ctrl-C again to quit at once)", self.received.name)
 
     def __enter__(self) -> "StopOnSignal":
-        if threading.current_thread() is threading.main_thread():  # signals can only be set there
+        self.depth += 1
+        if self.depth == 1 and threading.current_thread() is threading.main_thread():  # signals can only be set there
             for sig in self.signals:
                 self.previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
+        self.depth -= 1
+        if self.depth == 0:
+            for sig, handler in self.previous.items():
+                signal.signal(sig, handler)
