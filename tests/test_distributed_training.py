@@ -117,13 +117,44 @@ def reference(overrides: list[str], data_shape: tuple[int, ...], monkeypatch) ->
     return {"G": G.state_dict(), "D": D.state_dict()}
 
 
-def assert_same_step(overrides: list[str], model: str, tmp_path: Path, monkeypatch) -> None:
-    overrides = [*SETTINGS[model], *overrides, "threads=1"]
-    data_shape = (2,) if model == "mlp" else (1, 16, 16)
-    spawn(one_step, overrides, data_shape, str(tmp_path))
+MODEL_SETTINGS = {"mlp": ((2,), SETTINGS["mlp"]), "dcgan": ((1, 16, 16), SETTINGS["dcgan"])}
+CASES = {  # name: (model, overrides)
+    **{f"{preset}-{model}": (model, [f"objective={preset}"])
+       for model in ("mlp", "dcgan") for preset in ("js", "wgan_clip", "wgan_gp", "spectral_norm")},
+    **{f"{preset}-mlp": ("mlp", [f"objective={preset}"]) for preset in ("r1", "dragan", "wgan_lp", "lsgan", "rsgan", "ragan", "r3gan")},
+    "r1+r2+smoothing-mlp": ("mlp", ["objective=js", "objective/constraints=[r1,r2]", "objective.loss.real_label=0.9"]),
+}
+
+
+def case(name: str) -> tuple[list[str], tuple[int, ...]]:
+    """The overrides and the data shape of one case of CASES."""
+    model, overrides = CASES[name]
+    data_shape, settings = MODEL_SETTINGS[model]
+    return [*settings, *overrides, "threads=1"], data_shape
+
+
+def every_case(rank: int, world_size: int, out: str) -> None:
+    """Each case's steps on this rank, one after the other in one pair of processes (starting a pair
+    of Python processes per case cost more than the steps)."""
+    for name in CASES:
+        one_step(rank, world_size, *case(name), str(Path(out) / name))
+
+
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory) -> Path:
+    """The folder with ``<case>/rank<r>.pt``: every case's weights after its steps on 2 processes."""
+    out = tmp_path_factory.mktemp("two_processes")
+    for name in CASES:
+        (out / name).mkdir()
+    spawn(every_case, str(out))
+    return out
+
+
+def assert_same_step(name: str, two_processes: Path, monkeypatch) -> None:
+    overrides, data_shape = case(name)
     expected = reference(overrides, data_shape, monkeypatch)
     for rank in range(2):
-        got = torch.load(tmp_path / f"rank{rank}.pt")
+        got = torch.load(two_processes / name / f"rank{rank}.pt")
         for net in ("G", "D"):
             assert got[net].keys() == expected[net].keys()
             for key, value in expected[net].items():
@@ -135,14 +166,14 @@ def assert_same_step(overrides: list[str], model: str, tmp_path: Path, monkeypat
 
 @pytest.mark.parametrize("model", ["mlp", "dcgan"])
 @pytest.mark.parametrize("preset", ["js", "wgan_clip", "wgan_gp", "spectral_norm"])
-def test_two_processes_with_half_batches_step_as_one_process_with_the_whole_batch(preset, model, tmp_path, monkeypatch):
-    assert_same_step([f"objective={preset}"], model, tmp_path, monkeypatch)
+def test_two_processes_with_half_batches_step_as_one_process_with_the_whole_batch(preset, model, two_processes, monkeypatch):
+    assert_same_step(f"{preset}-{model}", two_processes, monkeypatch)
 
 
 @pytest.mark.parametrize("preset", ["r1", "dragan", "wgan_lp", "lsgan", "rsgan", "ragan", "r3gan"])
-def test_the_newer_objectives_and_penalties_give_the_same_step(preset, tmp_path, monkeypatch):
-    assert_same_step([f"objective={preset}"], "mlp", tmp_path, monkeypatch)
+def test_the_newer_objectives_and_penalties_give_the_same_step(preset, two_processes, monkeypatch):
+    assert_same_step(f"{preset}-mlp", two_processes, monkeypatch)
 
 
-def test_r2_and_label_smoothing_give_the_same_step(tmp_path, monkeypatch):
-    assert_same_step(["objective=js", "objective/constraints=[r1,r2]", "objective.loss.real_label=0.9"], "mlp", tmp_path, monkeypatch)
+def test_r2_and_label_smoothing_give_the_same_step(two_processes, monkeypatch):
+    assert_same_step("r1+r2+smoothing-mlp", two_processes, monkeypatch)
