@@ -11,7 +11,7 @@ import pytest
 
 from ganlab.claims import base, report, runner
 from ganlab.claims.base import Check, Figure, Outcome, Sweep, Verdict, above, below, verdict_from
-from ganlab.errors import ConfigError
+from ganlab.errors import ConfigError, TrainingFailed
 
 
 def test_a_verdict_holds_only_when_every_check_passed():
@@ -166,3 +166,15 @@ def test_bad_options_are_one_line_errors(args, message, tmp_path, monkeypatch, c
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "out").exists()  # nothing ran
+
+
+def test_ctrl_c_during_a_sweep_is_one_line_that_says_how_to_resume(tmp_path, monkeypatch):
+    """The sweep gets the terminal's SIGINT too and checkpoints; ganlab claims waits for it, then
+    says in one line (exit status 130) what is kept and how to go on, not a traceback."""
+    def interrupted(seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner.time, "sleep", interrupted)
+    with pytest.raises(TrainingFailed, match="stopped during sweep toy; .* run the same ganlab claims command again to resume") as err:
+        runner.run_sweep(["ganlab", "--version"], tmp_path / "toy", tmp_path / "toy.log", lambda done: None)
+    assert err.value.exit_status == 130

@@ -28,7 +28,7 @@ from typing import Callable
 
 from ganlab.claims import claim_modules
 from ganlab.claims.base import MODES, Context, Outcome, Sweep
-from ganlab.errors import ConfigError, cannot_write
+from ganlab.errors import ConfigError, TrainingFailed, cannot_write
 
 RESULT_FILE = "result.json"
 
@@ -114,6 +114,7 @@ def run_sweep(command: list[str], sweep_dir: Path, log_file: Path, on_progress: 
 
     Raises:
         ConfigError: the sweep exited with an error (the log file's last line says which).
+        TrainingFailed: Ctrl-C (exit status 130), said in one line with how to resume.
     """
     sweep_dir.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "ganlab", *command[1:]]
@@ -128,7 +129,8 @@ def run_sweep(command: list[str], sweep_dir: Path, log_file: Path, on_progress: 
                 time.sleep(2)
         except KeyboardInterrupt:  # the sweep got the terminal's SIGINT too: it checkpoints and stops
             process.wait()
-            raise
+            raise TrainingFailed(f"stopped during sweep {sweep_dir.name}; its finished runs and checkpoints are kept: "
+                                 "run the same ganlab claims command again to resume", exit_status=130) from None
     on_progress(finished_runs(sweep_dir))
     if process.returncode != 0:
         lines = [line for line in log_file.read_text(errors="replace").splitlines() if line.strip()]
