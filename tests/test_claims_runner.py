@@ -127,15 +127,24 @@ def test_a_failing_sweep_names_its_log(tmp_path, monkeypatch):
         runner.run_claims([claim], "quick", tmp_path, n_jobs=1, device="cpu", status=lambda line: None)
 
 
+def test_sweeps_run_side_by_side_with_the_joblib_launcher():
+    assert runner.launcher_overrides(2, 16) == ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"]
+    assert runner.launcher_overrides(8, 3) == ["hydra/launcher=joblib", "hydra.launcher.n_jobs=3"]  # no more than the sweep's jobs
+    assert runner.launcher_overrides(1, 16) == [] and runner.launcher_overrides(4, 1) == []  # one at a time: Hydra's basic launcher
+
+
 def test_ganlab_claims_quick_runs_every_claim_end_to_end_and_resumes(tmp_path):
-    """The CI check of the whole machinery: ``ganlab claims mode=quick`` (every sweep as a real parallel
-    ``ganlab train -m``, every claim's protocol), then a second call that only rewrites the report."""
+    """The CI check of the whole machinery: ``ganlab claims mode=quick`` (every sweep as a real
+    ``ganlab train -m`` subprocess, every claim's protocol), then a second call that only rewrites the
+    report. One job at a time (Hydra's basic launcher): starting joblib's workers for each of the nine
+    small sweeps cost about a third of the test; the joblib launcher it would choose is
+    test_sweeps_run_side_by_side_with_the_joblib_launcher's, and joblib sweeps are tests/test_sweep_parallel.py's."""
     from ganlab.claims import claim_modules
 
     from conftest import run_ganlab
 
     out = tmp_path / "claims"
-    first = run_ganlab(["claims", "mode=quick", f"out={out}"], cwd=tmp_path, timeout=900)
+    first = run_ganlab(["claims", "mode=quick", f"out={out}", "n_jobs=1"], cwd=tmp_path, timeout=900)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     assert "claims held at mode=quick" in first.stdout and "not evidence" in first.stdout
     modules = claim_modules()
