@@ -33,10 +33,12 @@ LR = 1e-3
 TOLERANCE = dict(rtol=1e-6, atol=1e-7)
 PENALTY_SEED = 100  # rank r draws its penalties' random numbers from torch.manual_seed(PENALTY_SEED + r)
 
-SETTINGS = {
-    "mlp": ["dataset=gaussians8", "model.width=16"],
-    "dcgan": ["experiment=digits_dcgan", "dataset.resolution=16", "model.width=8"],
+MODELS = {  # model: (the data's shape, its overrides)
+    "mlp": ((2,), ["dataset=gaussians8", "model.width=16"]),
+    "dcgan": ((1, 16, 16), ["experiment=digits_dcgan", "dataset.resolution=16", "model.width=8"]),
 }
+CLASSIC = ("js", "wgan_clip", "wgan_gp", "spectral_norm")  # on the MLP and on the DCGAN
+NEWER = ("r1", "dragan", "wgan_lp", "lsgan", "rsgan", "ragan", "r3gan")  # on the MLP
 
 
 class Quiet:
@@ -117,11 +119,9 @@ def reference(overrides: list[str], data_shape: tuple[int, ...], monkeypatch) ->
     return {"G": G.state_dict(), "D": D.state_dict()}
 
 
-MODEL_SETTINGS = {"mlp": ((2,), SETTINGS["mlp"]), "dcgan": ((1, 16, 16), SETTINGS["dcgan"])}
 CASES = {  # name: (model, overrides)
-    **{f"{preset}-{model}": (model, [f"objective={preset}"])
-       for model in ("mlp", "dcgan") for preset in ("js", "wgan_clip", "wgan_gp", "spectral_norm")},
-    **{f"{preset}-mlp": ("mlp", [f"objective={preset}"]) for preset in ("r1", "dragan", "wgan_lp", "lsgan", "rsgan", "ragan", "r3gan")},
+    **{f"{preset}-{model}": (model, [f"objective={preset}"]) for model in MODELS for preset in CLASSIC},
+    **{f"{preset}-mlp": ("mlp", [f"objective={preset}"]) for preset in NEWER},
     "r1+r2+smoothing-mlp": ("mlp", ["objective=js", "objective/constraints=[r1,r2]", "objective.loss.real_label=0.9"]),
 }
 
@@ -129,7 +129,7 @@ CASES = {  # name: (model, overrides)
 def case(name: str) -> tuple[list[str], tuple[int, ...]]:
     """The overrides and the data shape of one case of CASES."""
     model, overrides = CASES[name]
-    data_shape, settings = MODEL_SETTINGS[model]
+    data_shape, settings = MODELS[model]
     return [*settings, *overrides, "threads=1"], data_shape
 
 
@@ -164,13 +164,13 @@ def assert_same_step(name: str, two_processes: Path, monkeypatch) -> None:
                     assert torch.equal(got[net][key], value), f"rank {rank} {net}.{key}"
 
 
-@pytest.mark.parametrize("model", ["mlp", "dcgan"])
-@pytest.mark.parametrize("preset", ["js", "wgan_clip", "wgan_gp", "spectral_norm"])
+@pytest.mark.parametrize("model", list(MODELS))
+@pytest.mark.parametrize("preset", CLASSIC)
 def test_two_processes_with_half_batches_step_as_one_process_with_the_whole_batch(preset, model, two_processes, monkeypatch):
     assert_same_step(f"{preset}-{model}", two_processes, monkeypatch)
 
 
-@pytest.mark.parametrize("preset", ["r1", "dragan", "wgan_lp", "lsgan", "rsgan", "ragan", "r3gan"])
+@pytest.mark.parametrize("preset", NEWER)
 def test_the_newer_objectives_and_penalties_give_the_same_step(preset, two_processes, monkeypatch):
     assert_same_step(f"{preset}-mlp", two_processes, monkeypatch)
 

@@ -11,7 +11,6 @@ import os
 import random
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
 
 import hydra
 import numpy as np
@@ -171,7 +170,7 @@ def run_training(cfg: DictConfig) -> dict[str, float]:
         return _train_run(cfg, hydra_cfg, world, stop)
 
 
-def _train_run(cfg: DictConfig, hydra_cfg: Any, world: World, stop: StopOnSignal) -> dict[str, float]:
+def _train_run(cfg: DictConfig, hydra_cfg: DictConfig, world: World, stop: StopOnSignal) -> dict[str, float]:
     """The run of :func:`run_training` once its process has joined ``world``; ``stop`` is in force
     while it trains."""
     run_dir = shared_run_dir(Path(hydra_cfg.runtime.output_dir), world)

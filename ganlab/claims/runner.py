@@ -19,6 +19,7 @@ import json
 import math
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ from typing import Callable
 from ganlab.claims import claim_modules
 from ganlab.claims.base import MODES, Context, Outcome, Sweep
 from ganlab.errors import ConfigError, TrainingFailed, cannot_write
+from ganlab.train.signals import EXIT_STATUS
 
 RESULT_FILE = "result.json"
 
@@ -130,7 +132,7 @@ def run_sweep(command: list[str], sweep_dir: Path, log_file: Path, on_progress: 
         except KeyboardInterrupt:  # the sweep got the terminal's SIGINT too: it checkpoints and stops
             process.wait()
             raise TrainingFailed(f"stopped during sweep {sweep_dir.name}; its finished runs and checkpoints are kept: "
-                                 "run the same ganlab claims command again to resume", exit_status=130) from None
+                                 "run the same ganlab claims command again to resume", exit_status=EXIT_STATUS[signal.SIGINT]) from None
     on_progress(finished_runs(sweep_dir))
     if process.returncode != 0:
         lines = [line for line in log_file.read_text(errors="replace").splitlines() if line.strip()]
