@@ -89,11 +89,11 @@ LOG2, LOG4 = math.log(2.0), math.log(4.0)
 
 def budget(mode: str) -> tuple[str, ...]:
     """The overrides that size one run of this claim's sweeps: the toy sweep's log and evaluation clocks, fewer steps
-    (full: 2000 of its 5000, gpu: 8000 of 20000), so that the toy sweep's js runs serve as the reference."""
+    (full: 1000 of its 3000, gpu: 8000 of 20000), so that the toy sweep's js runs serve as the reference."""
     if mode == "quick":
         return QUICK_RUN
     if mode == "full":
-        return ("steps=2000", "eval_every=250", "eval_samples=2500")
+        return ("steps=1000", "eval_every=250", "eval_samples=2500")
     return ("steps=8000", "eval_every=1000", "eval_samples=2500")
 
 

@@ -11,8 +11,8 @@ files cite the lines of numpy-ml they follow and the differences of ganlab's loo
 
 * the 25 Gaussians (sweep ``numpy_ml_toy``), against the shared toy sweep's ``wgan_gp`` runs
   (:func:`ganlab.claims.sweeps.toy`: gan_toy.py's Adam 1e-4 (0.5, 0.9), lambda = 0.1, batch 256, ganlab's
-  3 x 128 MLP), same seeds. The recipe's 512-wide networks cost ~6x the toy sweep's per step on a CPU, so
-  in full mode it trains for 2000 of the toy sweep's 5000 steps and is compared with the ``wgan_gp`` runs'
+  3 x 128 MLP), same seeds. The recipe's 512-wide networks cost ~8x the toy sweep's per step on a CPU, so
+  in full mode it trains for 1000 of the toy sweep's 3000 steps and is compared with the ``wgan_gp`` runs'
   evaluation *at the same step* (read from their curves): the same budget in generator steps. Figures:
   the W1 ratio (``Metrics/w1_ratio``, exact W1 to the data over the W1 between two real sets; lower is
   better), modes covered and the share of high-quality samples;
@@ -85,15 +85,15 @@ PAPER_DIGITS = {"batch_size": 50, "z_dim": 128}  # gan_mnist.py lines 24 and 56 
 def settings(mode: str) -> dict[str, Any]:
     """Every setting of the protocol at ``mode`` (quick | full | gpu), JSON-serialisable.
 
-    full: the recipe's toy runs train 2000 steps (the toy sweep's 5000 cut: a 512-wide run takes ~5 min of one
-    core for 2000 steps, ~6x the toy sweep's 3 x 128 per step) and are compared with the toy sweep's wgan_gp at
-    step 2000; digits: 4 seeds x 600 steps per recipe (~12 core-minutes for both sides). Together ~36
-    core-minutes: ~18 min with two jobs at once.
+    full: the recipe's toy runs train 1000 steps (the toy sweep's 3000 cut: a 512-wide run takes ~6 min of one
+    core for 1000 steps, ~8x the toy sweep's 3 x 128 per step) and are compared with the toy sweep's wgan_gp at
+    step 1000; digits: 4 seeds x 600 steps per recipe (~12 core-minutes for both sides). Together ~45
+    core-minutes: ~28 min with two jobs at once (5 toy runs take three rounds).
 
     Raises:
         KeyError: an unknown mode.
     """
-    toy_steps = {"quick": 24, "full": 2000, "gpu": 20000}[mode]
+    toy_steps = {"quick": 24, "full": 1000, "gpu": 20000}[mode]
     toy_eval = {"quick": 8, "full": 250, "gpu": 1000}[mode]  # the toy sweep's eval_every: its curves hold step toy_steps
     digits = {
         "quick": dict(seeds=2, steps=24, eval_every=8, eval_samples=200, resolution=8),
