@@ -3,6 +3,7 @@ session in this process, and a Context over it."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,19 @@ from ganlab.claims.base import Context, Sweep
 from ganlab.claims.sweeps import toy
 
 from inprocess import ganlab_in_process
+
+
+def assert_tables_well_formed(markdown: str) -> None:
+    """Every row of every Markdown table in ``markdown`` has its header's number of cells: a bare ``|``
+    inside a cell (``|rho|``, ``|sigma - 1|``) splits it and breaks the table on GitHub; ``\\|`` does not."""
+    header = None
+    for number, line in enumerate(markdown.splitlines(), 1):
+        if not line.startswith("|"):
+            header = None
+            continue
+        cells = len(re.findall(r"(?<!\\)\|", line))
+        header = header or cells
+        assert cells == header, f"line {number}: {cells - 1} cells, the table's header has {header - 1}: {line[:120]}"
 
 
 def run_sweep_in_process(sweep: Sweep, sweep_dir: Path, cwd: Path) -> None:

@@ -13,6 +13,8 @@ from ganlab.claims import base, report, runner
 from ganlab.claims.base import Check, Figure, Outcome, Sweep, Verdict, above, below, verdict_from
 from ganlab.errors import ConfigError, TrainingFailed
 
+from claims_support import assert_tables_well_formed
+
 
 def test_a_verdict_holds_only_when_every_check_passed():
     yes, no, undecided = Check("a", True, ""), Check("b", False, ""), Check("c", None, "")
@@ -86,7 +88,7 @@ def fake_claim(measured: list) -> types.ModuleType:
         runs = ctx.runs("tiny")
         ratios = [r.final["Metrics/w1_ratio"] for r in runs if r.status == "finished"]
         (ctx.out / "plot.png").write_bytes(b"png")
-        return Outcome([Figure("runs finished", len(ratios))], [above("runs finished", len(ratios), 1.5)], plots=["plot.png"])
+        return Outcome([Figure("runs finished", len(ratios))], [above("|runs| finished", len(ratios), 1.5)], plots=["plot.png"])
 
     claim.measure = measure
     return claim
@@ -116,7 +118,8 @@ def test_the_sweep_runs_once_and_a_second_call_reuses_the_result(tmp_path, monke
 
     path = report.write_report(tmp_path, [claim], "ganlab claims mode=quick")
     text = path.read_text()
-    assert report.QUICK_WARNING in text and "| 1 | [a fake claim](#claim-1) | **held** |" in text
+    assert report.QUICK_WARNING in text and "| 1 | [a fake claim](#claim-1) | **held** | \\|runs\\| finished: 2 > 1.5 |" in text
+    assert_tables_well_formed(text)  # the pipes of |runs| escaped in the summary's cell
     assert "![plot](01_fake/plot.png)" in text and "resume=auto" in text and "runs finished: 2" in text
 
 
@@ -157,6 +160,7 @@ def test_ganlab_claims_quick_runs_every_claim_end_to_end_and_resumes(tmp_path):
     text = (out / "report.md").read_text()
     assert report.QUICK_WARNING in text and all(f"## {m.NUMBER}. {m.TITLE}" in text for m in modules)
     assert text.count("ganlab train -m ") >= len(runner.needed_sweeps(modules, "quick"))
+    assert_tables_well_formed(text)
 
     again = run_ganlab(["claims", "mode=quick", f"out={out}", "claims=[1,7]"], cwd=tmp_path, timeout=300)
     assert again.returncode == 0, again.stderr[-2000:]

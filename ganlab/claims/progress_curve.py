@@ -229,7 +229,7 @@ def measure(ctx: Context) -> Outcome:
 
 def table(curves: list[RunCurves]) -> str:
     datasets = sorted({c.run.dataset for c in curves})
-    rows = ["| objective | signal | runs | rho IQM [95% CI] | rho median | |rho| IQM [95% CI] | rho IQM, second half | "
+    rows = ["| objective | signal | runs | rho IQM [95% CI] | rho median | \\|rho\\| IQM [95% CI] | rho IQM, second half | "
             + " | ".join(f"median rho, {d}" for d in datasets) + " |",
             "| --- | --- | --- | --- | --- | --- | --- | " + " | ".join("---" for _ in datasets) + " |"]
     for objective in TOY_OBJECTIVES:

@@ -34,11 +34,13 @@ def machine() -> str:
 
 
 def summary_rows(entries: list[tuple[ModuleType, dict]]) -> list[str]:
-    rows = ["| # | claim | verdict | measured |", "| --- | --- | --- | --- |"]
+    """The summary table: per claim its title (linked to its section), verdict, and the measured figures
+    against the thresholds that decided the verdict (:meth:`Outcome.because`)."""
+    rows = ["| # | claim | verdict | decided by (measured vs threshold) |", "| --- | --- | --- | --- |"]
     for module, body in entries:
         outcome = Outcome.from_json(body["outcome"])
-        shown = "; ".join(f"{f.name} {f.text()}" for f in outcome.figures[:2])
-        rows.append(f"| {module.NUMBER} | [{module.TITLE}](#{_anchor(module)}) | **{outcome.verdict.value}** | {shown} |")
+        decided = outcome.because().replace("|", "\\|")
+        rows.append(f"| {module.NUMBER} | [{module.TITLE}](#{_anchor(module)}) | **{outcome.verdict.value}** | {decided} |")
     return rows
 
 
