@@ -20,8 +20,14 @@ def test_a_verdict_holds_only_when_every_check_passed():
     yes, no, undecided = Check("a", True, ""), Check("b", False, ""), Check("c", None, "")
     assert verdict_from([yes, yes]) is Verdict.held
     assert verdict_from([yes, no]) is Verdict.not_held
-    assert verdict_from([no, undecided]) is Verdict.inconclusive
+    assert verdict_from([no, undecided]) is Verdict.not_held  # a failed check refutes the conjunction
+    assert verdict_from([yes, undecided]) is Verdict.inconclusive
+    assert Outcome([], [yes, no, undecided]).because() == "b: " and Outcome([], [yes, undecided]).because() == "c: "
     assert verdict_from([]) is Verdict.inconclusive
+    unmet, met = base.precondition(Check("won", False, "0.4 >= 0.1")), base.precondition(yes)
+    assert unmet.passed is None and verdict_from([unmet, no]) is Verdict.inconclusive  # not put to the test
+    assert verdict_from([met, no]) is Verdict.not_held and verdict_from([met, yes]) is Verdict.held
+    assert Outcome([], [unmet, no]).because().startswith("won: 0.4 >= 0.1: not met")
 
 
 @pytest.mark.parametrize("value, bound, passed", [

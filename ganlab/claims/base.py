@@ -68,6 +68,16 @@ class Check:
     what: str  # e.g. "saturating gradient norm, end / start"
     passed: bool | None
     detail: str  # e.g. "2.1e-05 < 0.01"
+    precondition: bool = False  # a check that the protocol put the claim to the test at all (see :func:`precondition`)
+
+
+def precondition(check: Check) -> Check:
+    """``check`` as a precondition: that the protocol put the claim to the test at all (e.g. the
+    discriminator did win). Unless it passed, the verdict is inconclusive whatever the other checks say;
+    a precondition that failed reads as not met (passed None), not as evidence against the claim."""
+    if check.passed is False:
+        return Check(check.what, None, f"{check.detail}: not met, so the claim was not put to the test", precondition=True)
+    return Check(check.what, check.passed, check.detail, precondition=True)
 
 
 @dataclass
@@ -87,8 +97,8 @@ class Outcome:
 
     def because(self) -> str:
         """One line: the checks that decided the verdict."""
-        decided = [c for c in self.checks if c.passed is (self.verdict is Verdict.held)] if self.verdict is not Verdict.inconclusive \
-            else [c for c in self.checks if c.passed is None]
+        unmet = [c for c in self.checks if c.precondition and c.passed is not True]
+        decided = unmet or [c for c in self.checks if c.passed is {Verdict.held: True, Verdict.not_held: False, Verdict.inconclusive: None}[self.verdict]]
         return "; ".join(f"{c.what}: {c.detail}" for c in decided or self.checks)
 
     def to_json(self) -> dict[str, Any]:
@@ -104,11 +114,17 @@ class Outcome:
 
 
 def verdict_from(checks: list[Check]) -> Verdict:
-    """held when every check passed, did not hold when one failed (and none is undecided),
-    inconclusive when a check could not decide (or there are none)."""
+    """The claim is the conjunction of its checks (three-valued, Kleene's AND), once its preconditions
+    passed: inconclusive when a precondition did not pass (the claim was not put to the test) or there are
+    no checks; otherwise did not hold when a check failed (whatever the undecided ones would say), held
+    when every check passed, and inconclusive when none failed but one could not decide."""
+    if not checks or any(c.precondition and c.passed is not True for c in checks):
+        return Verdict.inconclusive
+    if any(c.passed is False for c in checks):
+        return Verdict.not_held
     if not checks or any(c.passed is None for c in checks):
         return Verdict.inconclusive
-    return Verdict.held if all(c.passed for c in checks) else Verdict.not_held
+    return Verdict.held
 
 
 def below(what: str, value: float, threshold: float, high: float | None = None) -> Check:

@@ -26,7 +26,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure as PlotFigure
 
-from ganlab.claims.base import Check, Context, Figure, Outcome, Sweep, above, below
+from ganlab.claims.base import Check, Context, Figure, Outcome, Sweep, above, below, precondition
 from ganlab.claims.critic import band, fit_critic, geometric_figure, mean_figure, parameter_gradient_norm, scores, seeded_generator
 from ganlab.data.toy import Gaussians25
 from ganlab.models.mlp import build_mlp
@@ -182,14 +182,6 @@ def figures_and_checks(per_seed: list[dict[str, float]]) -> tuple[list[Figure], 
         above("(b) grows noisier: its coefficient of variation end / start", spread.value, SPREAD_GROWTH_MIN, spread.low),
     ]
     return figures, checks
-
-
-def precondition(check: Check) -> Check:
-    """A check that the claim was put to the test at all: failed, it makes the verdict inconclusive
-    (passed None), not "did not hold"."""
-    if check.passed is False:
-        return Check(check.what, None, f"{check.detail}: not met, so the claim was not put to the test")
-    return check
 
 
 def plot(results: list[dict[str, np.ndarray]], path, config: dict[str, Any]) -> None:

@@ -2,9 +2,9 @@
 with depth as c changes, and trains worse with a momentum optimizer (Adam) than with RMSProp.
 
 Two parts, each with its own checks; the claim's verdict is :func:`ganlab.claims.base.verdict_from`
-over all of them: it held when every check of both parts passed, did not hold when a check failed
-(and none was undecided), and is inconclusive when any check could not decide (an interval
-straddling its threshold, or a test without significance).
+over all of them: it held when every check of both parts passed, did not hold when a check failed,
+and is inconclusive when none failed but one could not decide (an interval straddling its
+threshold, or a test without significance).
 
 **(a) The critic protocol** (WGAN-GP paper, Sec. 3.2 and Fig. 1), in process on ``ctx.device``: a
 deep critic ("12-layer ReLU MLPs without batch normalization": ganlab's MLP critic with 12 hidden
