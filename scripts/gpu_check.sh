@@ -125,7 +125,8 @@ judge() {  # judge SUBCOMMAND ARGS...: scripts/gpu_check.py prints the figures a
 
 echo "== 1/4 the CUDA tests: pytest -m cuda"
 start=$SECONDS
-limit 150 "$python" -m pytest -q -m cuda -p no:cacheprovider --junitxml "$out/cuda_tests.xml" >"$out/cuda_tests.log" 2>&1
+# -o addopts=-ra: not the suite's "-n auto" (pytest-xdist need not be installed on the GPU machine)
+limit 150 "$python" -m pytest -q -m cuda -o addopts=-ra -p no:cacheprovider --junitxml "$out/cuda_tests.xml" >"$out/cuda_tests.log" 2>&1
 rc=$?
 judge tests "$out/cuda_tests.xml" --rc $rc --seconds $((SECONDS - start)) --log "$out/cuda_tests.log"
 

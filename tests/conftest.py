@@ -9,12 +9,23 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 from ganlab.apps import CONFIG_DIR
+from ganlab.apps.parallel import available_cores
 from ganlab.config import register_configs
 
 register_configs()
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)  # one worker per core: a worker with every core's threads would oversubscribe them
+
+
+def pytest_xdist_auto_num_workers(config) -> int:
+    """``-n auto`` (pyproject's addopts): one worker per core this process may use (its affinity mask,
+    not the machine's count), at most 8: each worker holds torch and its own session fixtures."""
+    return min(available_cores(), 8)
 
 # Small enough that a whole run takes a few seconds on one CPU core.
 TINY = [
