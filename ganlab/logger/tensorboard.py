@@ -43,10 +43,28 @@ NO_OVERRIDES_GROUP = "defaults"  # the group of runs without grouping overrides;
 GROUP_KEY = "group"  # the hparam that shows the group name in the table
 
 
+def wait_past_newest_events_file(log_dir: Path) -> None:
+    """Sleep, if need be, until the clock's second is past that of ``log_dir``'s newest event file.
+
+    TensorBoard (and ganlab.compare.scalars) read a run's event files in name order, and a name is
+    ``events.out.tfevents.<seconds, 10 digits>.<host>.<pid>.<a counter of the process>``
+    (tensorboard/summary/writer/event_file_writer.py): two files that one process opens in the same
+    second sort by the counter as text, ``.10`` before ``.9``, so a resume or a rollback in the same
+    process and second would be read before the events it follows, and its purge would drop them.
+    A new file in a later second sorts after every earlier one. Costs at most a second, only then; a
+    file from the future (a run copied from a machine whose clock is ahead) is not waited for.
+    """
+    seconds = [int(p.name.split(".")[3]) for p in log_dir.glob("events.out.tfevents.*") if p.name.split(".")[3].isdigit()]
+    delay = max(seconds, default=0) + 1 - time.time()
+    if 0 < delay <= 1:
+        time.sleep(delay)
+
+
 class TensorBoard:
     def __init__(self, log_dir: str | Path, purge_step: int | None = None):
         # purge_step: events at and after this step, logged by an earlier process, are hidden
         # (a resumed or rolled-back run logs them again).
+        wait_past_newest_events_file(Path(log_dir))
         self.writer = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
 
     def scalars(self, step: int, values: dict[str, float]) -> None:
