@@ -27,6 +27,7 @@ def pytest_xdist_auto_num_workers(config) -> int:
     not the machine's count), at most 8: each worker holds torch and its own session fixtures."""
     return min(available_cores(), 8)
 
+
 # Small enough that a whole run takes a few seconds on one CPU core.
 TINY = [
     "steps=12", "batch_size=32", "log_every=4", "sample_every=6", "eval_every=6",

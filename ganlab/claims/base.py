@@ -122,9 +122,7 @@ def verdict_from(checks: list[Check]) -> Verdict:
         return Verdict.inconclusive
     if any(c.passed is False for c in checks):
         return Verdict.not_held
-    if not checks or any(c.passed is None for c in checks):
-        return Verdict.inconclusive
-    return Verdict.held
+    return Verdict.inconclusive if any(c.passed is None for c in checks) else Verdict.held
 
 
 def below(what: str, value: float, threshold: float, high: float | None = None) -> Check:

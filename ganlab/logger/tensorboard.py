@@ -54,8 +54,8 @@ def wait_past_newest_events_file(log_dir: Path) -> None:
     A new file in a later second sorts after every earlier one. Costs at most a second, only then; a
     file from the future (a run copied from a machine whose clock is ahead) is not waited for.
     """
-    seconds = [int(p.name.split(".")[3]) for p in log_dir.glob("events.out.tfevents.*") if p.name.split(".")[3].isdigit()]
-    delay = max(seconds, default=0) + 1 - time.time()
+    seconds = [p.name.split(".")[3] for p in log_dir.glob("events.out.tfevents.*")]
+    delay = max((int(s) for s in seconds if s.isdigit()), default=0) + 1 - time.time()
     if 0 < delay <= 1:
         time.sleep(delay)
 
